@@ -1,0 +1,50 @@
+"""The ``srlab`` command line: a thin layer that parses and calls library functions.
+
+Each sub-command lives in its own module with ``add_parser(subparsers)`` and
+``run(args) -> int``; the list below is the whole registry. Library errors
+become one line on stderr and exit status 1; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from . import data, eval, plot, train
+
+COMMANDS = [eval, train, plot, data]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srlab",
+        description="Classic CNN super-resolution (SRCNN, FSRCNN, ESPCN): train, evaluate by the papers' protocol, upscale, look inside.",
+    )
+    parser.add_argument("--version", action="version", version=f"srlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("srlab: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        if args.debug:
+            raise
+        print(f"srlab {args.command}: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,25 @@
+"""Small helpers the sub-commands share."""
+
+from __future__ import annotations
+
+import sys
+
+from ..models import list_models
+
+MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path"
+
+
+def progress_enabled(args) -> bool:
+    """Progress bars on a terminal unless --quiet."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """``x,y,w,h`` -> four ints, with a message that says what was expected."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--crop {text!r}: expected x,y,w,h as four integers") from None
+    if w < 1 or h < 1 or x < 0 or y < 0:
+        raise ValueError(f"--crop {text!r}: need x, y >= 0 and w, h >= 1")
+    return x, y, w, h

@@ -1,0 +1,55 @@
+"""``srlab eval``: the paper-protocol benchmark table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..data import resolve_data_path
+from ..imageio import atomic_write
+from ..pretrained import ASSETS_DIR, resolve_model
+from ..protocol import evaluate_folder
+from .common import MODEL_HELP, progress_enabled
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="PSNR/SSIM on benchmark folders, by the papers' protocol",
+        description="Y channel (BT.601), MATLAB bicubic LR, output rounded to uint8, `scale` pixels shaved, per-image means.",
+    )
+    p.add_argument("--model", default="bicubic", help=MODEL_HELP)
+    p.add_argument("--weights", help="checkpoint to load instead of shipped weights")
+    p.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="one or more factors (default: 2 3 4)")
+    p.add_argument("--data", nargs="+", default=["builtin"], help="image folders, looked up under $SRLAB_DATA too; 'builtin' = the images shipped with srlab")
+    p.add_argument("--json", help="write per-image and mean scores to this JSON file")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    folders = [ASSETS_DIR if d == "builtin" else resolve_data_path(d) for d in args.data]
+    results, any_failed = [], False
+    name = Path(args.weights or args.model).stem if (args.weights or args.model.endswith(".safetensors")) else args.model
+    for scale in args.scale:
+        model = resolve_model(args.model, scale, args.weights).to(args.device)
+        model_fn = lambda lr, m=model: m(lr.float())  # noqa: E731
+        if args.model == "bicubic" and args.weights is None:
+            model_fn = model  # float64 all the way, exactly the published baseline
+        for folder in folders:
+            bar = (lambda it, f=folder, s=scale: tqdm(it, desc=f"{Path(f).name} x{s}", leave=False)) if progress_enabled(args) else None
+            result = evaluate_folder(model_fn, folder, scale, name, args.device, progress=bar)
+            any_failed |= bool(result.failed)
+            results.append(result)
+    width = max(len(r.set) for r in results)
+    print(f"{'set':<{width}}  scale  {'model':<12} {'PSNR (dB)':>9}  {'SSIM':>6}  images")
+    for r in results:
+        print(f"{r.set:<{width}}  x{r.scale:<4}  {r.model:<12} {r.mean_psnr:9.2f}  {r.mean_ssim:6.4f}  {len(r.per_image)}")
+    if args.json:
+        text = json.dumps([r.to_dict() for r in results], indent=2)
+        atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 1 if any_failed else 0

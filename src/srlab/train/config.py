@@ -1,0 +1,182 @@
+"""Training configuration: dataclass defaults, then a YAML file, then ``key=value`` overrides.
+
+Validated once, here; the rest of the code reads typed attributes, never
+``dict.get``. An unknown key or a bad value is a :class:`ConfigError` that names
+the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..models import list_models
+
+__all__ = ["TrainConfig", "ConfigError", "load_config"]
+
+
+# time_budget_s measures speed between these iterations, inside the warm-up.
+CALIBRATION_START, CALIBRATION_END = 50, 300
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is not valid; the message says which and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    # What to train.
+    model: str = "fsrcnn"
+    scale: int = 3
+    model_args: dict = field(default_factory=dict)  # extra constructor arguments, e.g. {d: 32}
+    # Data. Paths are used as given, or looked up under $SRLAB_DATA.
+    train_data: str = "BSDS500/train"
+    val_data: str | None = "BSDS500/val"  # BSD100; never Set5/Set14/BSDS500-test (those are for reporting)
+    val_limit: int | None = None  # use only the first N validation images (faster checks)
+    dataset: str = "patches"  # "patches" (papers) or "reference" (centre crops, scale-1 restore model)
+    lr_patch: int = 11  # LR patch side; FSRCNN x3 paper: 11 (HR 33)
+    augment: bool = True  # 8 flips/rotations
+    scale_augment: list = field(default_factory=list)  # extra down-scaled HR copies, FSRCNN: [0.9, 0.8, 0.7, 0.6]
+    reference_crop: int = 300  # only for dataset=reference
+    # Optimisation.
+    iterations: int = 100_000
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    lr_multipliers: dict = field(default_factory=dict)  # {module-name prefix: factor}, FSRCNN paper: {deconvolution: 0.1}
+    schedule: str = "cosine"  # constant | step | multistep | cosine
+    warmup: int = 0  # iterations of linear warm-up
+    milestones: list = field(default_factory=list)  # multistep: iterations where lr *= gamma
+    step_size: int = 10_000  # step: every step_size iterations lr *= gamma
+    gamma: float = 0.1
+    decay_start: float = 0.0  # cosine: fraction of the run at constant lr before the decay
+    min_lr_ratio: float = 0.0  # cosine: final lr as a fraction of lr
+    loss: str = "mse"  # mse | l1
+    grad_clip: float | None = None
+    # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
+    # during warm-up (so the schedule is unchanged) and written to config.yaml.
+    time_budget_s: float | None = None
+    # Bookkeeping.
+    seed: int = 0
+    val_every: int = 2000
+    log_every: int = 50
+    init_from: str | None = None  # start from this checkpoint's weights
+    reinit: list = field(default_factory=list)  # module-name prefixes re-initialised after init_from
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "dataset": ("patches", "reference"),
+    "optimizer": ("adam", "sgd"),
+    "schedule": ("constant", "step", "multistep", "cosine"),
+    "loss": ("mse", "l1"),
+}
+_POSITIVE = ("scale", "lr_patch", "iterations", "batch_size", "val_every", "log_every", "step_size", "reference_crop")
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check/convert ``value`` to the field's type; YAML and ``--set`` give plain scalars."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise ConfigError(f"{name}: may not be empty (expected {base.__name__})")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if base is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return int(value)
+    if base is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if base is str:
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return str(value)
+    if base in (list, dict):
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, base):
+            raise ConfigError(f"{name}: expected a {base.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def _validate(cfg: TrainConfig) -> None:
+    models = list_models()
+    if cfg.model not in models:
+        raise ConfigError(f"model: unknown {cfg.model!r}; choose one of: {', '.join(models)}")
+    for key, allowed in _CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"{key}: {getattr(cfg, key)!r} is not one of: {', '.join(allowed)}")
+    for key in _POSITIVE:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {getattr(cfg, key)}")
+    if cfg.scale > 8:
+        raise ConfigError(f"scale: {cfg.scale} is not supported (allowed: 1 to 8)")
+    if not cfg.lr > 0:
+        raise ConfigError(f"lr: must be > 0, got {cfg.lr}")
+    if not 0 <= cfg.decay_start < 1:
+        raise ConfigError(f"decay_start: must be in [0, 1), got {cfg.decay_start}")
+    if any(not (0 < f <= 1) for f in cfg.scale_augment):
+        raise ConfigError(f"scale_augment: factors must be in (0, 1], got {cfg.scale_augment}")
+    if cfg.warmup < 0:
+        raise ConfigError(f"warmup: must be >= 0, got {cfg.warmup}")
+    if cfg.val_limit is not None and cfg.val_limit < 1:
+        raise ConfigError(f"val_limit: must be >= 1 or null, got {cfg.val_limit}")
+    if cfg.time_budget_s is not None and cfg.warmup < CALIBRATION_END:
+        raise ConfigError(f"time_budget_s: needs warmup >= {CALIBRATION_END} (speed is measured during warm-up), got warmup={cfg.warmup}")
+    if cfg.reinit and not cfg.init_from:
+        raise ConfigError("reinit: needs init_from (re-initialising layers of a fresh model does nothing)")
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides; validated."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of key: value")
+        values.update(loaded)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        values[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+    cfg = TrainConfig(**{k: _coerce(k, v, None) for k, v in values.items()})
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,31 @@
+"""Learning-rate schedules as pure functions of the iteration.
+
+No scheduler object carries state, so resuming at iteration i gives exactly
+the learning rate an uninterrupted run had there.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import TrainConfig
+
+__all__ = ["lr_factor"]
+
+
+def lr_factor(cfg: TrainConfig, iteration: int) -> float:
+    """Multiplier of ``cfg.lr`` at (0-based) ``iteration``."""
+    if cfg.warmup and iteration < cfg.warmup:
+        return (iteration + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return cfg.gamma ** (iteration // cfg.step_size)
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(iteration >= m for m in cfg.milestones)
+    # cosine: flat until decay_start, then half a cosine down to min_lr_ratio.
+    start = int(cfg.decay_start * cfg.iterations)
+    if iteration < start:
+        return 1.0
+    progress = min(1.0, (iteration - start) / max(1, cfg.iterations - start))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

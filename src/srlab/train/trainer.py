@@ -1,0 +1,236 @@
+"""The training loop: patches in, checkpoints and a metrics log out.
+
+``train(cfg, out_dir)`` runs ``cfg.iterations`` optimizer steps; every
+``cfg.val_every`` steps it scores the validation folder under the paper
+protocol and writes ``last`` (weights + resumable state) and, when the
+validation PSNR improved, ``best``. ``resume=True`` continues from ``last``
+exactly: the learning rate is a function of the iteration and the sampler's
+RNG state is saved, so N steps equal N/2 + resume + N/2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from ..checkpoint import load_model, load_train_state, save_model, save_train_state
+from ..data import CenterCropSampler, PatchSampler, load_y_images
+from ..imageio import atomic_write
+from ..imresize import imresize
+from ..models import create_model
+from ..protocol import score_image
+from . import distributed
+from .config import CALIBRATION_END, CALIBRATION_START, TrainConfig
+from .schedule import lr_factor
+
+__all__ = ["train", "TrainingDiverged", "RunDirError"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was left as it was."""
+
+
+class RunDirError(ValueError):
+    """The run folder cannot be used (exists without --resume, or is not writable)."""
+
+
+def _last_parameterised(model: nn.Module) -> str:
+    return [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))][-1]
+
+
+def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
+    """Copy weights from ``cfg.init_from``, keeping fresh init for ``cfg.reinit`` prefixes."""
+    source = load_model(cfg.init_from).state_dict()
+    prefixes = [_last_parameterised(model) if p == "last_part" else p for p in cfg.reinit]
+    own = model.state_dict()
+    keep = {k: v for k, v in source.items() if not any(k == p or k.startswith(p + ".") for p in prefixes)}
+    unknown = [k for k in keep if k not in own or own[k].shape != keep[k].shape]
+    if unknown:
+        raise ValueError(f"init_from {cfg.init_from}: tensors that do not fit {cfg.model} x{cfg.scale}: {', '.join(unknown)} (re-initialise them with reinit)")
+    own.update(keep)
+    model.load_state_dict(own)
+    log.info("initialised from %s; re-initialised: %s", cfg.init_from, ", ".join(prefixes) or "nothing")
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    groups: dict[float, list] = {}
+    for name, param in model.named_parameters():
+        mult = next((m for p, m in cfg.lr_multipliers.items() if name.startswith(p)), 1.0)
+        groups.setdefault(float(mult), []).append(param)
+    return [{"params": ps, "lr_mult": m, "lr": cfg.lr * m} for m, ps in groups.items()]
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _make_sampler(cfg: TrainConfig, device: torch.device):
+    images, _ = load_y_images(cfg.train_data)
+    if cfg.dataset == "reference":
+        return CenterCropSampler(images, cfg.scale, cfg.reference_crop, device=device, seed=cfg.seed)
+    return PatchSampler(images, cfg.scale, cfg.lr_patch, cfg.augment, cfg.scale_augment, device=device, seed=cfg.seed)
+
+
+def validate(model: nn.Module, images: list[np.ndarray], cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
+    """Mean per-image PSNR/SSIM under the paper protocol (restore mode for the reference setting)."""
+    model.eval()
+    if cfg.dataset == "reference":
+        sr_fn = lambda lr: model(imresize(lr, float(cfg.scale)).float())  # noqa: E731
+    else:
+        sr_fn = lambda lr: model(lr.float())  # noqa: E731
+    scores = [score_image(sr_fn, y, cfg.scale, device) for y in images]
+    model.train()
+    return float(np.mean([p for p, _ in scores])), float(np.mean([s for _, s in scores]))
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"x" * 1024 * 1024)
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"{out}: cannot write checkpoints here ({exc.strerror or exc})") from None
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg.model`` and return a summary (iterations, best validation PSNR, paths)."""
+    out = Path(out_dir)
+    dist_info = distributed.setup()
+    if dist_info.is_main:
+        if out.exists() and (out / "last.json").exists() and not resume:
+            raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+        _check_writable(out)
+    device = distributed.pick_device(cfg.device, dist_info.local_rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    torch.manual_seed(cfg.seed)
+    model_scale = 1 if cfg.dataset == "reference" else cfg.scale
+    model = create_model(cfg.model, model_scale, **cfg.model_args)
+    if cfg.init_from:
+        _init_from(model, cfg)
+    model.to(device).train()
+    optimizer = _make_optimizer(model, cfg)
+    sampler = _make_sampler(cfg, device)
+    val_images = load_y_images(cfg.val_data, cfg.val_limit)[0] if cfg.val_data and dist_info.is_main else []
+
+    start, best, elapsed_before = 0, -math.inf, 0.0
+    if resume and (out / "last.state.safetensors").exists():
+        extra, info = load_train_state(out / "last", model, optimizer)
+        sampler.load_state_dict({k[len("sampler.") :]: v for k, v in extra.items() if k.startswith("sampler.")})
+        start, best, elapsed_before = info["iteration"], info["best_psnr"], info["elapsed_s"]
+        log.info("resumed %s at iteration %d", out, start)
+    elif resume:
+        log.info("no checkpoint in %s yet; starting from scratch", out)
+
+    if dist_info.is_main:
+        atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+    net = nn.parallel.DistributedDataParallel(model) if dist_info.enabled else model
+    loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
+    per_rank = cfg.batch_size // dist_info.world_size
+    if per_rank * dist_info.world_size != cfg.batch_size:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {dist_info.world_size} processes")
+    rank_slice = slice(dist_info.rank * per_rank, (dist_info.rank + 1) * per_rank)
+
+    metrics_path = out / "metrics.jsonl"
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and dist_info.is_main), unit="it", dynamic_ncols=True)
+    t0, window_loss, window_n, last_val = time.perf_counter(), 0.0, 0, None
+    window_start = t0
+
+    def save(iteration: int, metrics: dict) -> None:
+        elapsed = elapsed_before + time.perf_counter() - t0
+        meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed}
+        state = {f"sampler.{k}": v for k, v in sampler.state_dict().items()}
+        save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed})
+        save_model(model, out / "last", **meta)
+        if metrics.get("val_psnr") == best:
+            save_model(model, out / "best", **meta)
+
+    def log_line(record: dict) -> None:
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    calibration_t = None
+    it = start
+    while it < cfg.iterations:
+        if cfg.time_budget_s and start == 0 and it in (CALIBRATION_START, CALIBRATION_END):
+            now = time.perf_counter()
+            if it == CALIBRATION_START:
+                calibration_t = now
+            else:
+                rate = (CALIBRATION_END - CALIBRATION_START) / (now - calibration_t)
+                # 10% margin for validation and checkpoint writes.
+                planned = torch.tensor([max(it + 1, int(it + rate * (cfg.time_budget_s - (now - t0)) * 0.9))], device=device)
+                if dist_info.enabled:  # every rank must stop at the same step
+                    torch.distributed.broadcast(planned, 0)
+                cfg.iterations = int(planned.item())
+                bar.total = cfg.iterations
+                log.info("time budget %.0fs: %.1f it/s measured, training for %d iterations", cfg.time_budget_s, rate, cfg.iterations)
+                if dist_info.is_main:
+                    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+        factor = lr_factor(cfg, it)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * factor * group["lr_mult"]
+        lr_batch, hr_batch = sampler.sample(cfg.batch_size)
+        loss = loss_fn(net(lr_batch[rank_slice]), hr_batch[rank_slice])
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at iteration {it}; stopped. The last good checkpoint in {out} was kept "
+                "(try a lower lr or grad_clip)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        window_loss += loss.item()
+        window_n += 1
+        done = it + 1
+        bar.update(1)
+        if dist_info.is_main and (done % cfg.log_every == 0 or done == cfg.iterations):
+            now = time.perf_counter()
+            record = {
+                "iteration": done,
+                "loss": window_loss / window_n,
+                "lr": cfg.lr * factor,
+                "samples_per_s": window_n * cfg.batch_size / max(now - window_start, 1e-9),
+                "elapsed_s": elapsed_before + now - t0,
+            }
+            log_line(record)
+            bar.set_postfix(loss=f"{record['loss']:.2e}", lr=f"{record['lr']:.1e}", val=last_val or "-")
+            window_loss, window_n, window_start = 0.0, 0, now
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            if dist_info.is_main:
+                metrics = {}
+                if val_images:
+                    p, s = validate(model, val_images, cfg, device)
+                    metrics = {"val_psnr": p, "val_ssim": s}
+                    best = max(best, p)
+                    last_val = f"{p:.2f}dB"
+                    log_line({"iteration": done, **metrics, "elapsed_s": elapsed_before + time.perf_counter() - t0})
+                    bar.set_postfix(loss=f"{window_loss / max(window_n, 1):.2e}", val=last_val)
+                save(done, metrics)
+            if dist_info.enabled:
+                torch.distributed.barrier()
+        it += 1
+    bar.close()
+    distributed.teardown(dist_info)
+    return {"iterations": cfg.iterations, "best_val_psnr": best if best > -math.inf else None, "out": str(out)}
