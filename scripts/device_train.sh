@@ -9,5 +9,5 @@ python3 -c "import torch, safetensors, yaml, tqdm, PIL; print('torch', torch.__v
 timeout -s TERM $((budget + 90)) scripts/train_pretrained.sh "$budget" runs
 pkill -TERM -f "srlab -q train" 2>/dev/null; sleep 2
 tail -n 3 runs/*.log
-mkdir -p "$OUT" && tar czf "$OUT/runs.tgz" --exclude='*.state.*' runs
+mkdir -p "$OUT" && tar czf "$OUT/runs.tgz" runs
 ls -la "$OUT"
