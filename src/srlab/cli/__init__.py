@@ -12,9 +12,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import data, eval, plot, train
+from . import data, eval, features, plot, train
 
-COMMANDS = [eval, train, plot, data]
+COMMANDS = [eval, train, plot, data, features]
 
 
 def build_parser() -> argparse.ArgumentParser:
