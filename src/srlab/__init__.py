@@ -16,6 +16,7 @@ from .imresize import imresize  # noqa: E402
 from .metrics import PSNR, SSIM, psnr, ssim  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
 from .pretrained import available_pretrained, load_pretrained  # noqa: E402
+from .upscale import upscale  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -32,4 +33,5 @@ __all__ = [
     "ssim",
     "PSNR",
     "SSIM",
+    "upscale",
 ]

@@ -98,7 +98,8 @@ def _check_safetensors(path: Path) -> None:
         raise CheckpointError(f"{path}: no such weights file")
     with open(path, "rb") as f:
         head = f.read(9)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    # A safetensors header length can start with byte 0x80 too; its JSON at byte 8 tells them apart.
+    if (head[:2] == b"PK" or head[:1] == b"\x80") and head[8:9] != b"{":
         raise CheckpointError(
             f"{path}: a PyTorch pickle, not a safetensors file; srlab never unpickles weights "
             "(a pickle can run code). Convert it where you trust it: "

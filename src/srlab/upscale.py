@@ -164,7 +164,8 @@ class Upscaler:
         in_max = _max_value(arr.dtype)
         out_dtype = np.dtype(out_dtype or arr.dtype)
         out_max = _max_value(out_dtype)
-        lr = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).unsqueeze(0)
+        chw = np.ascontiguousarray(arr.transpose(2, 0, 1))
+        lr = torch.from_numpy(chw if chw.flags.writeable else chw.copy()).unsqueeze(0)
         lr = lr.float() / in_max if in_max != 1.0 else lr.float()
         out = np.empty((h * self.scale, w * self.scale, c), dtype=out_dtype)
         s = self.scale

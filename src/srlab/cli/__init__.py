@@ -12,9 +12,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import data, eval, features, plot, train
+from . import compare, data, demo, eval, features, plot, train, upscale
 
-COMMANDS = [eval, train, plot, data, features]
+COMMANDS = [eval, train, plot, data, features, upscale, compare, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
