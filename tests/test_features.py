@@ -311,7 +311,7 @@ def test_cli_end_to_end_with_checkpoint(tmp_path, capsys):
     assert len(refs) >= 9 + 3 + 1 + 3  # layers, filters, input, data files
     for ref in refs:
         assert (out / ref).is_file(), ref
-    assert {"filters_first.png", "filters_last.png", "filters_last_phases.png", "stats.json", "stats.csv", "activations.npz"} <= set(refs)
+    assert {"overview.png", "filters_first.png", "filters_last.png", "filters_last_phases.png", "stats.json", "stats.csv", "activations.npz"} <= set(refs)
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     stats = json.loads((out / "stats.json").read_text())
     names = [n for n, _ in layer_names(model, (12, 16))]

@@ -33,7 +33,7 @@ from . import __version__
 from .features import activation_stats, filters, layer_names
 from .imageio import atomic_write
 
-__all__ = ["GridStyle", "tile_shape", "grid_size", "feature_grid", "kernel_grid", "write_report"]
+__all__ = ["GridStyle", "tile_shape", "grid_size", "feature_grid", "kernel_grid", "overview_figure", "write_report"]
 
 SIGNED_MAP = "RdBu_r"  # blue < 0 < red, white at 0: shows where a PReLU will use its slope
 UNSIGNED_MAP = "gray"
@@ -109,6 +109,8 @@ def _draw_grid(
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     font = _font(style.font_size)
+    if style.title_h < 2 * (style.font_size + 5):  # room for one line only
+        title = ["; ".join(title)]
     for i, line in enumerate(title[:2]):
         draw.text((style.pad, 3 + i * (style.font_size + 5)), line, fill="black", font=font)
     colored = lut[np.clip(np.round(tiles * 255), 0, 255).astype(np.uint8)]
@@ -123,6 +125,8 @@ def _draw_grid(
         img.paste(Image.fromarray(colored[i]), (x, y + style.label_h))
         # A frame, so tiles that are white (zero) stay visible on the white page.
         draw.rectangle((x - 1, y + style.label_h - 1, x + tw, y + style.label_h + th), outline=(170, 170, 170))
+    if style.colorbar_h == 0:
+        return img
     # Colour bar: the mapping from value to colour, with its three anchor values.
     y0 = height - style.colorbar_h + 2
     bar_w = width - 2 * style.pad
@@ -149,14 +153,15 @@ def feature_grid(
     min_side: int = 48,
     signed: bool | None = None,
     style: GridStyle = GridStyle(),
+    channel_ids: list[int] | None = None,
 ) -> Image.Image:
     """One tile per channel of ``maps`` ``(C, H, W)``, each normalised on its own.
 
     Signed maps (default: when at least 1% of values are negative) use a diverging
     map, white at 0, from ``-max|a|`` (blue) to ``+max|a|`` (red) of each channel;
     others run from the channel's min (black) to its max (white). Each tile is
-    labelled with its channel index and its range. Size: :func:`grid_size` of
-    :func:`tile_shape`.
+    labelled with its channel index (``channel_ids[i]`` when the maps are a
+    selection) and its range. Size: :func:`grid_size` of :func:`tile_shape`.
     """
     if maps.ndim != 3:
         raise ValueError(f"expected (C, H, W) feature maps, got shape {tuple(maps.shape)}")
@@ -176,12 +181,13 @@ def feature_grid(
         norm = (maps - lo[:, None, None]) / (hi - lo).clamp_min(1e-12)[:, None, None]
     th, tw = tile_shape(h, w, max_side, min_side)
     tiles = _resize(norm, th, tw).clamp(0, 1).numpy()
+    ids = channel_ids if channel_ids is not None else list(range(c))
     if signed:
-        labels = [f"{i} ±{_fmt(float(hi[i]))}" for i in range(c)]
+        labels = [f"{ids[i]} ±{_fmt(float(hi[i]))}" for i in range(c)]
         bar = ("-max|a| of the channel", "0", "+max|a| of the channel")
         mapping = "each channel scaled to its own max |a|; label: channel, max |a|"
     else:
-        labels = [f"{i} {_fmt(float(lo[i]))}..{_fmt(float(hi[i]))}" for i in range(c)]
+        labels = [f"{ids[i]} {_fmt(float(lo[i]))}..{_fmt(float(hi[i]))}" for i in range(c)]
         bar = ("min of the channel", "", "max of the channel")
         mapping = "each channel scaled from its own min to max; label: channel, min..max"
     lines = [title, mapping] if title else [mapping]
@@ -194,12 +200,14 @@ def kernel_grid(
     tile: int = 40,
     row_names: list[str] | None = None,
     style: GridStyle = GridStyle(),
+    cols: int | None = None,
 ) -> Image.Image:
     """Kernels ``(A, B, kh, kw)`` as tiles, each scaled to its own max |w|, white at 0.
 
     ``A == 1`` or ``B == 1``: one tile per kernel, labelled by index, in a square-ish
     grid. Otherwise ``A`` rows of ``B`` tiles; the first tile of a row is labelled with
     ``row_names[a]`` (default ``a``) and the tiles of the first row with ``b``.
+    ``cols`` sets the number of columns of the flat layout.
     Each kernel is enlarged by the whole factor ``max(1, tile // k)``.
     """
     if kernels.ndim != 4:
@@ -213,7 +221,6 @@ def kernel_grid(
     tiles = norm.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2).numpy()
     if a == 1 or b == 1:
         labels = [str(i) for i in range(a * b)]
-        cols = None
     else:
         names = row_names or [str(i) for i in range(a)]
         labels = [(names[i // b] + (f" | {i % b}" if i < b else "")) if i % b == 0 else (str(i % b) if i < b else "") for i in range(a * b)]
@@ -221,6 +228,96 @@ def kernel_grid(
     lines = [title, "each kernel scaled to its own max |w|: blue < 0 < red, white = 0"]
     bar = ("-max|w| of the kernel", "0", "+max|w| of the kernel")
     return _draw_grid(tiles, labels, [line for line in lines if line], _lut(SIGNED_MAP), bar, cols, style)
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return type(module).__module__ == "torch.nn.modules.activation"
+
+
+def _stack(parts: list[Image.Image], gap: int = 6) -> Image.Image:
+    width = max(p.width for p in parts)
+    out = Image.new("RGB", (width, sum(p.height for p in parts) + gap * (len(parts) - 1)), "white")
+    y = 0
+    for part in parts:
+        out.paste(part, (0, y))
+        y += part.height + gap
+    return out
+
+
+def _text_block(lines: list[str], width: int, style: GridStyle) -> Image.Image:
+    line_h = style.font_size + 5
+    font = _font(style.font_size)
+    width = max([width] + [int(font.getlength(line)) + 2 * style.pad for line in lines])
+    img = Image.new("RGB", (width, line_h * len(lines) + 4), "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((style.pad, 2 + i * line_h), line, fill="black", font=font)
+    return img
+
+
+def overview_figure(
+    model: nn.Module,
+    x: torch.Tensor,
+    acts: dict[str, torch.Tensor],
+    title: str = "",
+    top: int = 12,
+    max_side: int = 64,
+    style: GridStyle = GridStyle(),
+) -> Image.Image:
+    """The whole network on one image, in one picture.
+
+    From the top: the input and the last layer's output (when it is an image:
+    1 or 3 channels, drawn with values 0..1 as black..white), the first layer's
+    filters, then one row per activation layer (all layers if there is none)
+    with its ``top`` most energetic channels, each normalised as in
+    :func:`feature_grid`. ``x`` is the ``(N, C, h, w)`` input of ``acts``.
+    """
+    names = list(acts)
+    modules = dict(model.named_modules())
+    shown = [n for n in names if _is_activation(modules.get(n.split("@")[0], model))] or names
+    min_side = max_side * 3 // 4
+    # One-line titles, no colour bars (the legend states the mappings), rows of equal width.
+    row_width = max([0] + [min(top, acts[n].shape[1]) * (tile_shape(*acts[n].shape[-2:], max_side, min_side)[1] + style.pad) + style.pad for n in shown])
+    row_style = GridStyle(style.pad, style.label_h, style.font_size + 9, 0, row_width, style.font_size)
+    parts: list[Image.Image] = []
+    last = acts[names[-1]][0] if names else None
+    header_tiles = [("input", x[0])]
+    if last is not None and last.shape[0] in (1, 3):
+        header_tiles.append(("output", last))
+    dh, dw = tile_shape(*max(t.shape[-2:] for _, t in header_tiles), max_side=4 * max_side, min_side=2 * max_side)
+    header = Image.new("RGB", (len(header_tiles) * (dw + style.pad) + style.pad, style.label_h + dh + style.pad), "white")
+    draw, font = ImageDraw.Draw(header), _font(style.font_size)
+    for i, (label, t) in enumerate(header_tiles):
+        arr = (t.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        pic = Image.fromarray(arr[0].numpy(), "L") if arr.shape[0] == 1 else Image.fromarray(arr.permute(1, 2, 0).numpy())
+        px = style.pad + i * (dw + style.pad)
+        draw.text((px, 1), f"{label} {t.shape[-1]}x{t.shape[-2]}", fill="black", font=font)
+        header.paste(pic.resize((dw, dh), Image.NEAREST).convert("RGB"), (px, style.label_h))
+    if title:
+        parts.append(_text_block([title], header.width, style))
+    parts.append(header)
+
+    convs = _conv_layers(model, (16, 16))
+    if convs:
+        f = filters(model, convs[0])
+        k = f.weight if f.kind == "conv" else f.weight.transpose(0, 1)
+        parts.append(kernel_grid(k, f"first-layer filters: {convs[0]}, {'x'.join(map(str, k.shape))}", tile=24, style=row_style, cols=2 * top))
+
+    for name in shown:
+        a = acts[name][0]
+        st = activation_stats(acts[name])
+        ids = sorted(st["rank_by_energy"][:top])
+        signed = st["negative_fraction"] >= SIGNED_THRESHOLD
+        what = f"all {a.shape[0]} channels" if len(ids) == a.shape[0] else f"top {len(ids)} of {a.shape[0]} channels by energy"
+        row_title = f"{name} ({type(modules.get(name.split('@')[0], model)).__name__}), {a.shape[-1]}x{a.shape[-2]}: {what}"
+        parts.append(feature_grid(a[ids], row_title, cols=top, max_side=max_side, min_side=min_side, signed=signed, style=row_style, channel_ids=ids))
+    legend = [
+        "Feature maps: each channel scaled on its own. Diverging rows: blue < 0 < red, white = 0, label = channel, max |a|.",
+        "Grey rows: channel min (black) to max (white), label = channel, min..max. Filters: blue < 0 < red, each to its own max |w|.",
+        "Input and output: values 0..1 as black..white (not normalised), enlarged with nearest neighbour to the same size.",
+    ]
+    parts.append(_text_block(legend, max(p.width for p in parts), style))
+    return _stack(parts)
 
 
 def _save_png(img: Image.Image, path: Path) -> Path:
@@ -315,6 +412,9 @@ def write_report(
                 f"row (ry, rx) makes the HR pixel at offset (ry, rx) of each {s}x{s} block, column = input channel. "
                 f"Each phase holds the taps of the {last.weight.shape[-1]}x{last.weight.shape[-1]} kernel that are {s} apart, starting at its offset.",
             ))
+
+    overview = overview_figure(model, x, acts, title=", ".join(f"{k}: {v}" for k, v in description.items() if k in ("architecture", "weights")))
+    figures.insert(0, ("Overview", _save_png(overview, out / "overview.png").name, "The input and output, the first layer's filters and, per activation layer, its most energetic channels (mean square over the image)."))
 
     stats: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
