@@ -69,7 +69,10 @@ def run(args) -> int:
     crop = parse_box(args.crop) if args.crop else None
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     if crop:
-        x = crop_input(x, crop)
+        try:
+            x = crop_input(x, crop)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
     if args.list:
         for name, shape in layer_names(model, tuple(x.shape[-2:])):
             print(f"{name:<24} {' x '.join(map(str, shape[1:]))}")
