@@ -408,3 +408,14 @@ def test_16bit_rgb_png_with_rotation_and_metadata(tmp_path):
     assert arr.dtype == np.uint16
     np.testing.assert_array_equal(arr, np.rot90(rgb16, -1))
     assert img.info.get("icc_profile") == icc and img.info["dpi"] == pytest.approx((100, 100), abs=0.1)
+
+
+def test_outputs_get_ordinary_permissions(tmp_path, ckpt):
+    """Outputs are written through a private temporary file; the result must not stay private."""
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    old = os.umask(0o022)
+    try:
+        assert _cli("upscale", tmp_path / "a.png", "--weights", ckpt, "--scale", 2, "--out", tmp_path / "o") == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o" / "a_tiny_x2.png").stat().st_mode & 0o777 == 0o644
