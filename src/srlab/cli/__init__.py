@@ -12,9 +12,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import compare, data, demo, eval, features, plot, train, upscale
+from . import compare, data, demo, eval, export, features, plot, train, upscale
 
-COMMANDS = [eval, train, plot, data, features, upscale, compare, demo]
+COMMANDS = [eval, train, plot, data, features, upscale, compare, demo, export]
 
 
 def build_parser() -> argparse.ArgumentParser:
