@@ -1,0 +1,38 @@
+"""Copy a trained checkpoint into the package as shipped weights, with its provenance.
+
+Usage: python scripts/ship_weights.py CHECKPOINT.safetensors [--phase "where | command" ...]
+
+Writes src/srlab/weights/NAME_xS.{safetensors,json}; the sidecar keeps the checkpoint's
+own description (architecture, args, config, iteration, metrics) and adds the list of
+training phases that produced it, so `srlab.load_pretrained` users can see where the
+weights came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import srlab
+from srlab.checkpoint import save_model
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "srlab" / "weights"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--phase", action="append", default=[], help="'where | command' of one training phase, in order")
+    args = parser.parse_args()
+    model = srlab.load_model(args.checkpoint)
+    meta = dict(model.checkpoint_meta)
+    for key in ("format", "name", "arch", "args", "scale", "color", "srlab_version", "tensors"):
+        meta.pop(key, None)
+    phases = [dict(zip(("where", "command"), (p.strip() for p in phase.split("|", 1)))) for phase in args.phase]
+    target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
+    save_model(model.cpu(), target, **meta, training_phases=phases, trained_on="BSDS500/train (200 images, Y channel)")
+    print(f"shipped {target}.safetensors")
+
+
+if __name__ == "__main__":
+    main()
