@@ -1,0 +1,68 @@
+"""Evaluate every shipped model (and bicubic) by the paper protocol and write the results tables.
+
+Usage: python scripts/results_table.py [--data-root ../shared/data] [--sets Set5 Set14 BSDS500/test]
+
+Runs `srlab eval` (through its Python entry point) for each shipped weight file, writes
+docs/results.json (every per-image score) and rewrites the table between the markers in
+docs/RESULTS.md. tests/test_pretrained.py re-checks the Set5 column against that table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from srlab.cli import main as srlab_main
+from srlab.pretrained import available_pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_MD = ROOT / "docs" / "RESULTS.md"
+BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+# Published PSNR (Set5 / Set14), as quoted in REFERENCE-EXPERIMENT.md and the issue.
+PAPER = {
+    ("bicubic", 2): (33.66, 30.24), ("bicubic", 3): (30.39, 27.55), ("bicubic", 4): (28.42, 26.00),
+    ("srcnn_955", 2): (36.66, 32.45), ("srcnn_955", 3): (32.75, 29.30), ("srcnn_955", 4): (30.49, 27.50),
+    ("fsrcnn", 2): (37.00, 32.63), ("fsrcnn", 3): (33.16, 29.43), ("fsrcnn", 4): (30.71, 27.59),
+    ("fsrcnn_s", 3): (32.55, 29.08), ("espcn", 3): (33.00, 29.42),
+}
+
+
+def evaluate(model: str, scale: int, folders: list[str]) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "r.json")
+        code = srlab_main(["-q", "eval", "--model", model, "--scale", str(scale), "--data", *folders, "--json", out])
+        if code != 0:
+            raise SystemExit(f"srlab eval failed for {model} x{scale}")
+        return json.loads(Path(out).read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=os.environ.get("SRLAB_DATA", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSDS500/test"])
+    args = parser.parse_args()
+    folders = [str(Path(args.data_root) / s) for s in args.sets]
+    rows, everything = [], []
+    for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
+        results = evaluate(name, scale, folders)
+        everything += results
+        cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
+        paper = PAPER.get((name, scale))
+        paper_cell = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
+        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} |")
+        print(rows[-1], flush=True)
+    header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in args.sets) + " | paper PSNR Set5 / Set14 |"
+    table = "\n".join([header, "|" + " --- |" * (len(args.sets) + 3), *rows])
+    (ROOT / "docs" / "results.json").write_text(json.dumps(everything, indent=1) + "\n")
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
+    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
+    RESULTS_MD.write_text(text)
+    print(f"updated {RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    main()
