@@ -93,13 +93,32 @@ def save_model(model: nn.Module, path: str | os.PathLike, **extra: Any) -> Path:
     return weights
 
 
+# Suffixes of pickled PyTorch weights (torch.save and friends).
+_PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
+
+
+def _check_given(path: str | os.PathLike) -> None:
+    """Refuse a file given by a name that is not ``X.safetensors``/``X.json`` with a clear reason.
+
+    Without this, ``model.pt`` would be looked for as ``model.pt.safetensors``
+    and reported missing, which hides why it cannot be used.
+    """
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json") or not p.is_file():
+        return
+    _check_safetensors(p)
+    raise CheckpointError(f"{p}: srlab checkpoints are named NAME.safetensors (with NAME.json beside it); rename the file")
+
+
 def _check_safetensors(path: Path) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
     with open(path, "rb") as f:
         head = f.read(9)
     # A safetensors header length can start with byte 0x80 too; its JSON at byte 8 tells them apart.
-    if (head[:2] == b"PK" or head[:1] == b"\x80") and head[8:9] != b"{":
+    # Protocol-0 pickles have no magic bytes; their suffix gives them away.
+    pickled = head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix.lower() in _PICKLE_SUFFIXES
+    if pickled and head[8:9] != b"{":
         raise CheckpointError(
             f"{path}: a PyTorch pickle, not a safetensors file; srlab never unpickles weights "
             "(a pickle can run code). Convert it where you trust it: "
@@ -123,6 +142,7 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
 
 def read_sidecar(path: str | os.PathLike) -> dict:
     """The JSON description of a checkpoint (from ``X.json``, or embedded in ``X.safetensors``)."""
+    _check_given(path)
     weights, sidecar = _paths(path)
     if sidecar.is_file():
         try:
@@ -138,6 +158,11 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     missing = [k for k in ("arch", "args", "scale") if k not in meta]
     if missing:
         raise CheckpointError(f"{sidecar}: missing key(s) {', '.join(missing)}")
+    if not isinstance(meta["args"], dict):
+        raise CheckpointError(f"{sidecar}: 'args' must be a JSON object of constructor arguments, got {meta['args']!r}")
+    scale = meta["args"].get("scale")
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1 or meta["scale"] != scale:
+        raise CheckpointError(f"{sidecar}: 'scale' must be a positive integer, the same at the top and in 'args' (got {meta['scale']!r} and {scale!r})")
     return meta
 
 
@@ -152,11 +177,16 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     tensors, embedded = _load_tensors(weights)
     if embedded is not None and embedded.get("iteration") != meta.get("iteration"):
         raise CheckpointError(f"{sidecar}: describes iteration {meta.get('iteration')} but {weights.name} holds {embedded.get('iteration')}")
+    # Built first on the meta device (no memory): a hostile sidecar asking for a
+    # huge model is caught by the shape check below, before anything is allocated,
+    # because the tensors in the file must match it.
     try:
-        model = build_from_config(meta["arch"], meta["args"], meta.get("name"))
-    except ValueError as exc:
-        raise CheckpointError(f"{sidecar}: {exc}") from None
-    expected = model.state_dict()
+        with torch.device("meta"):
+            skeleton = build_from_config(meta["arch"], meta["args"], meta.get("name"))
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]  # torch appends a C++ trace
+        raise CheckpointError(f"{sidecar}: cannot build {meta['arch']!r} from args {meta['args']!r} ({reason})") from None
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
@@ -169,6 +199,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         problems.append(f"wrong shapes: {'; '.join(wrong)}")
     if problems:
         raise CheckpointError(f"{weights}: does not match {meta['arch']}({meta['args']}): " + " | ".join(problems))
+    model = build_from_config(meta["arch"], meta["args"], meta.get("name"))
     model.load_state_dict(tensors, strict=True)
     model.checkpoint_meta = meta
     return model.to(map_location).eval()

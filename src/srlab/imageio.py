@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,25 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 class ImageReadError(ValueError):
     """An input image could not be used; the message names the file and why."""
+
+
+# Pillow's own bomb guard is a module global (warning above MAX_IMAGE_PIXELS, error
+# above twice that), checked at open and again when GIF/TIFF frames are read. While
+# one image is opened it is off (our check of the header's size gives the clearer
+# message) and while it is decoded it is our limit, so --max-pixels can raise it
+# (Pillow's default of 89 MP would otherwise win) and the two guards agree.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pillow_limit(max_pixels: int | None):
+    with _PILLOW_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
@@ -73,9 +94,12 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     if size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        with _pillow_limit(max_pixels), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            Image.MAX_IMAGE_PIXELS = None
+            img = Image.open(path)
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            with img:
                 w, h = img.size
                 if w < 1 or h < 1:
                     raise ImageReadError(f"{path}: image has no pixels ({w}x{h})")
@@ -95,8 +119,8 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         raise
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(f"{path}: too many pixels (decompression bomb guard)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{path}: a frame is over the limit of {max_pixels:,} pixels ({exc}); raise it with --max-pixels if the image is genuine") from None
     except Image.UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image, or a format Pillow cannot read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

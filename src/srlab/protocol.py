@@ -19,13 +19,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .imageio import ImageReadError, list_images, read_y
+from .imageio import DEFAULT_MAX_PIXELS, ImageReadError, list_images, read_y
 from .imresize import imresize
 from .metrics import psnr, ssim
 
 __all__ = ["modcrop", "make_lr", "to_uint8_levels", "ImageScore", "SetResult", "evaluate_folder"]
 
 log = logging.getLogger(__name__)
+
+# SSIM's Gaussian window (Wang et al.'s reference): the smallest image it can score.
+SSIM_WINDOW = 11
 
 # An SR function maps LR ``(1, 1, h, w)`` in [0, 1] to SR ``(1, 1, s*h, s*w)``.
 SRFunction = Callable[[torch.Tensor], torch.Tensor]
@@ -85,8 +88,20 @@ class SetResult:
 
 
 def score_image(sr_fn: SRFunction, y: np.ndarray, scale: int, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """PSNR and SSIM of one uint8 Y image ``(H, W)`` under the protocol."""
-    hr = torch.from_numpy(modcrop(y, scale).astype(np.float64)).unsqueeze(0).unsqueeze(0)
+    """PSNR and SSIM of one uint8 Y image ``(H, W)`` under the protocol.
+
+    Raises ValueError for an image too small to score: after ``modcrop`` and
+    shaving ``scale`` pixels per side, SSIM's 11x11 window must still fit.
+    """
+    smallest = SSIM_WINDOW + 2 * scale
+    cropped = modcrop(y, scale)
+    if min(cropped.shape[:2]) < smallest:
+        h, w = y.shape[:2]
+        raise ValueError(
+            f"image {w}x{h} is too small for the x{scale} protocol (needs at least {smallest}x{smallest} "
+            f"pixels: {scale} shaved per side, then SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)"
+        )
+    hr = torch.from_numpy(cropped.astype(np.float64)).unsqueeze(0).unsqueeze(0)
     lr = make_lr(hr / 255.0, scale)
     with torch.inference_mode():
         sr = sr_fn(lr.to(device))
@@ -106,17 +121,27 @@ def evaluate_folder(
     model_name: str,
     device: torch.device | str = "cpu",
     progress: Callable | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> SetResult:
-    """Score every image of ``folder``; unreadable files are logged and listed in ``failed``."""
+    """Score every image of ``folder``.
+
+    Files that cannot be read, or are too small for the protocol, are logged
+    (one line naming the file and the reason), listed in ``failed`` and
+    skipped; the rest of the folder is still scored.
+    """
     files = list_images(folder)
     result = SetResult(set=Path(folder).name, scale=scale, model=model_name)
     for path in progress(files) if progress else files:
         try:
-            y = read_y(path)
+            y = read_y(path, max_pixels)
+            p, s = score_image(sr_fn, y, scale, device)
         except ImageReadError as exc:
             log.error("%s", exc)
             result.failed.append(str(path))
             continue
-        p, s = score_image(sr_fn, y, scale, device)
+        except ValueError as exc:
+            log.error("%s: %s", path, exc)
+            result.failed.append(str(path))
+            continue
         result.per_image.append(ImageScore(path.stem, p, s))
     return result

@@ -31,7 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerate_undecodable_names() -> None:
+    """Let file names that are not valid in the terminal's encoding be printed.
+
+    Linux file names are bytes; Python carries undecodable ones as surrogate
+    escapes, which a strict UTF-8 stdout (PYTHONIOENCODING=utf-8, as in many
+    containers) refuses, and one such name in a batch would stop the batch.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerate_undecodable_names()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..data import resolve_data_path
-from ..imageio import atomic_write
+from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
 from .common import MODEL_HELP, progress_enabled
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="one or more factors (default: 2 3 4)")
     p.add_argument("--data", nargs="+", default=["builtin"], help="image folders, looked up under $SRLAB_DATA too; 'builtin' = the images shipped with srlab")
     p.add_argument("--json", help="write per-image and mean scores to this JSON file")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)
 
@@ -41,7 +42,7 @@ def run(args) -> int:
             model_fn = model  # float64 all the way, exactly the published baseline
         for folder in folders:
             bar = (lambda it, f=folder, s=scale: tqdm(it, desc=f"{Path(f).name} x{s}", leave=False)) if progress_enabled(args) else None
-            result = evaluate_folder(model_fn, folder, scale, name, args.device, progress=bar)
+            result = evaluate_folder(model_fn, folder, scale, name, args.device, progress=bar, max_pixels=args.max_pixels)
             any_failed |= bool(result.failed)
             results.append(result)
     width = max(len(r.set) for r in results)
@@ -51,5 +52,6 @@ def run(args) -> int:
     if args.json:
         text = json.dumps([r.to_dict() for r in results], indent=2)
         atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"))
-        print(f"wrote {args.json}", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any_failed else 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
 from ..features import crop_input, extract_features, layer_names, load_input
 from ..features_plot import write_report
+from ..imageio import DEFAULT_MAX_PIXELS, open_image
 from ..models import create_model, list_models
 from ..pretrained import ASSETS_DIR, resolve_model
 from .common import MODEL_HELP, parse_box
@@ -32,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="output folder (required unless --list)")
     p.add_argument("--npz", action="store_true", help="also save the raw activations to DIR/activations.npz")
     p.add_argument("--list", action="store_true", help="print the layer names and output shapes for this image and exit")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)
 
@@ -65,7 +68,7 @@ def run(args) -> int:
     path = _image_path(args.image)
     model, source = _model(args)
     model = model.to(args.device)
-    x = load_input(path, int(getattr(model, "hparams", {}).get("channels", 1)))
+    x = load_input(open_image(path, args.max_pixels), int(getattr(model, "hparams", {}).get("channels", 1)))
     crop = parse_box(args.crop) if args.crop else None
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     if crop:
@@ -82,7 +85,8 @@ def run(args) -> int:
         "model": getattr(model, "registry_name", type(model).__name__),
         "architecture": f"{type(model).__name__}({', '.join(f'{k}={v}' for k, v in getattr(model, 'hparams', {}).items())})",
         "weights": source,
-        "image": str(path),
+        # A file name that is not valid UTF-8 is shown with \x escapes (the page is UTF-8).
+        "image": os.fsencode(path).decode("utf-8", "backslashreplace"),
         "crop (x, y, w, h)": list(crop) if crop else "none",
     }
     index = write_report(args.out, model, x, acts, description, npz=args.npz, max_side=args.max_side)
