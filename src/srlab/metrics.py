@@ -71,10 +71,15 @@ def psnr(x, y, crop_border: int = 0, test_y_channel: bool = False, data_range: f
     return 10 * torch.log10(data_range**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 1-D Gaussian; the reference's 2-D window is its outer product."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    g = _gaussian_1d(size, sigma)
     return torch.outer(g, g)
 
 
@@ -85,15 +90,17 @@ def ssim(x, y, crop_border: int = 0, test_y_channel: bool = False, data_range: f
         raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {tuple(x.shape[-2:])}")
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     n, c = x.shape[:2]
-    window = _gaussian_window().to(x.device).expand(c, 1, 11, 11)
-
-    def blur(a: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(a, window, groups=c)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    g = _gaussian_1d().to(x.device)
+    # The window is separable: two 1-D passes equal the 11x11 filter to ~1e-15 and are
+    # ~10x faster in float64 (torch has no fast float64 2-D convolution on CPU).
+    # All five maps go through one grouped convolution.
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    k = 5 * c
+    blurred = F.conv2d(F.conv2d(maps, g.view(1, 1, 11, 1).expand(k, 1, 11, 1), groups=k), g.view(1, 1, 1, 11).expand(k, 1, 1, 11), groups=k)
+    mu_x, mu_y, xx, yy, xy = blurred.split(c, dim=1)
+    var_x = xx - mu_x**2
+    var_y = yy - mu_y**2
+    cov = xy - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.reshape(n, c, -1).mean(dim=-1).mean(dim=1)
 
