@@ -124,3 +124,18 @@ def test_fast_paths_cover_every_registered_model():
     for name in list_models():
         assert type(create_model(name, 2)).__name__ in covered, name
     assert FSRCNN in FAST_PATHS
+
+
+def test_benchmark_counts_fsrcnn_multiply_adds():
+    """The benchmark's GFLOP/s rest on this count: FSRCNN(56, 12, 4) x3 per output pixel."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    per_lr_pixel = 25 * 56 + 56 * 12 + 4 * 9 * 12 * 12 + 12 * 56 + 81 * 56  # conv layers + 9x9 deconvolution
+    assert bench.macs_per_output_pixel(create_model("fsrcnn", 3), 3) == pytest.approx(per_lr_pixel / 9)
+    # SRCNN 9-5-5 works on the HR grid: no division by s^2.
+    assert bench.macs_per_output_pixel(create_model("srcnn_955", 3), 3) == pytest.approx(81 * 64 + 25 * 64 * 32 + 25 * 32)

@@ -14,13 +14,18 @@ Two transformations, both equivalence-tested against the original modules:
    and input channel, without the zero-stuffing a transposed convolution implies.
 
 2. **Tiling.** At 1080p output the 56-channel feature maps of FSRCNN are 52 MB
-   each; run layer by layer, every layer streams them through memory (and each
-   freshly allocated buffer page-faults). :class:`FastFSRCNN` runs the whole
-   network tile by tile, each tile padded with exactly the halo its receptive
-   field needs, so the intermediates stay in the L2 cache. Zero padding at the
-   real image border is kept at every layer; interior tile edges are cropped
-   after each layer, so the result equals the untiled network (up to float
-   summation order, about 1e-6).
+   each; run layer by layer, every layer streams them through memory and every
+   fresh buffer page-faults. :class:`TiledConvNet` runs the whole network band by
+   band (each tile padded with exactly the halo its receptive field needs), so
+   the intermediates stay in cache, and gives whole tiles to separate threads.
+   Zero padding at the real image border is kept at every layer; interior tile
+   edges are cropped after each layer, so the result equals the untiled network
+   up to float summation order (about 1e-6). The cost is the recomputed halo:
+   ~20% more multiply-adds for FSRCNN at the default tile.
+
+Everything else is plain PyTorch: convolutions go straight to oneDNN in
+channels-last layout, nothing is compiled or traced, so the first call is only
+a few milliseconds slower than the next (see docs/SPEED.md).
 """
 
 from __future__ import annotations
@@ -51,9 +56,11 @@ __all__ = [
     "fast_srcnn_ref",
 ]
 
-# LR tile (rows, columns) measured fastest for FSRCNN x3 on a 2-core AVX-512 machine
-# (benchmarks/inference.py); about 1.5 MB of 56-channel features per tile, inside L2.
-DEFAULT_TILE = (40, 128)
+# Tile (rows, columns) in the grid the convolutions run on, measured with
+# `python benchmarks/inference.py --sweep-tiles fsrcnn` (docs/SPEED.md). Full-width
+# bands of a 640-wide image need no left/right halo; 32 rows keep a tile's 56-channel
+# maps at a few MB, and the 15-row halo costs ~20% extra multiply-adds.
+DEFAULT_TILE = (32, 640)
 
 
 @dataclass(frozen=True)
@@ -355,7 +362,13 @@ def fast_srcnn_ref(model: nn.Module, tile: tuple[int, int] | None = DEFAULT_TILE
     return TiledConvNet(layers, conv_plan(model.conv4, model.scale), model.scale, tile=tile, workers=workers)
 
 
-def fast_srcnn(model: nn.Module, tile: tuple[int, int] | None = DEFAULT_TILE, workers: int | None = None) -> TiledConvNet:
+# SRCNN's tiles live on the HR grid and its 64->32 5x5 layer is compute-bound, so taller
+# and wider bands win there (measured: `python benchmarks/inference.py --sweep-tiles srcnn_955`,
+# results in docs/SPEED.md).
+SRCNN_TILE = (64, 1024)
+
+
+def fast_srcnn(model: nn.Module, tile: tuple[int, int] | None = SRCNN_TILE, workers: int | None = None) -> TiledConvNet:
     """SRCNN: MATLAB bicubic on the whole image, then the three convolutions tiled on the HR grid."""
     layers = [(model.patch_extraction, "relu", None), (model.nonlinear_mapping, "relu", None)]
     pre = partial(_bicubic, scale=model.scale) if model.scale > 1 else None
