@@ -8,15 +8,18 @@ the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from ..models import list_models
+from ..models import create_model, list_models
 
 __all__ = ["TrainConfig", "ConfigError", "load_config"]
 
@@ -142,6 +145,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"lr: must be > 0, got {cfg.lr}")
     if not 0 <= cfg.decay_start < 1:
         raise ConfigError(f"decay_start: must be in [0, 1), got {cfg.decay_start}")
+    if any(isinstance(f, bool) or not isinstance(f, (int, float)) for f in cfg.scale_augment):
+        raise ConfigError(f"scale_augment: expected a list of numbers in (0, 1], got {cfg.scale_augment}")
     if any(not (0 < f <= 1) for f in cfg.scale_augment):
         raise ConfigError(f"scale_augment: factors must be in (0, 1], got {cfg.scale_augment}")
     if cfg.warmup < 0:
@@ -152,6 +157,41 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"time_budget_s: needs warmup >= {CALIBRATION_END} (speed is measured during warm-up), got warmup={cfg.warmup}")
     if cfg.reinit and not cfg.init_from:
         raise ConfigError("reinit: needs init_from (re-initialising layers of a fresh model does nothing)")
+    if cfg.grad_clip is not None and not cfg.grad_clip > 0:
+        raise ConfigError(f"grad_clip: must be > 0 or null, got {cfg.grad_clip}")
+    if not cfg.gamma > 0:
+        raise ConfigError(f"gamma: must be > 0, got {cfg.gamma}")
+    if cfg.weight_decay < 0:
+        raise ConfigError(f"weight_decay: must be >= 0, got {cfg.weight_decay}")
+    if not 0 <= cfg.min_lr_ratio <= 1:
+        raise ConfigError(f"min_lr_ratio: must be in [0, 1], got {cfg.min_lr_ratio}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads: must be >= 1 or null, got {cfg.threads}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", cfg.device):
+        raise ConfigError(f"device: {cfg.device!r} is not one of: auto, cpu, cuda, cuda:N, mps")
+    if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in cfg.milestones):
+        raise ConfigError(f"milestones: expected a list of iterations (integers >= 0), got {cfg.milestones}")
+    bad_mult = {k: v for k, v in cfg.lr_multipliers.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    if bad_mult:
+        raise ConfigError(f"lr_multipliers: factors must be numbers >= 0, got {bad_mult}")
+    _validate_model_args(cfg)
+
+
+def _validate_model_args(cfg: TrainConfig) -> None:
+    """Build the model on the meta device (no memory), so bad ``model_args`` fail here, not mid-run."""
+    model_scale = 1 if cfg.dataset == "reference" else cfg.scale
+    with torch.device("meta"):
+        probe = create_model(cfg.model, model_scale)
+    allowed = [p for p in inspect.signature(type(probe).__init__).parameters if p not in ("self", "scale")]
+    unknown = sorted(k for k in cfg.model_args if k not in allowed)
+    if unknown:
+        raise ConfigError(f"model_args: {', '.join(map(str, unknown))} not accepted by {cfg.model} (allowed: {', '.join(allowed)}; scale is its own key)")
+    try:
+        with torch.device("meta"):
+            create_model(cfg.model, model_scale, **cfg.model_args)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"model_args: {cfg.model} cannot be built with {cfg.model_args} ({reason})") from None
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -164,7 +204,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of key: value")
         values.update(loaded)

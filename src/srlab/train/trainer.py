@@ -109,6 +109,40 @@ def _check_writable(out: Path) -> None:
         raise RunDirError(f"{out}: cannot write checkpoints here ({exc.strerror or exc})") from None
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete temporary files that a killed atomic write left (``.NAME.XXXX.tmp.EXT``)."""
+    for tmp in out.glob(".*.tmp*"):
+        if tmp.is_file():
+            tmp.unlink()
+            log.info("removed %s, left by an interrupted write", tmp)
+
+
+def _trim_metrics(path: Path, iteration: int) -> None:
+    """Keep the log lines up to the resumed ``iteration``: the killed run's later lines
+    would be logged again, and its last line may be cut in half."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("iteration", 0) <= iteration:
+            kept.append(line)
+    text = "".join(line + "\n" for line in kept)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _check_finite(model: nn.Module, iteration: int, out: Path) -> None:
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"weights became NaN or infinite at iteration {iteration} ({', '.join(bad)}); stopped without saving. "
+            f"The last good checkpoint in {out} was kept (try a lower lr or grad_clip)"
+        )
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg.model`` and return a summary (iterations, best validation PSNR, paths)."""
     out = Path(out_dir)
@@ -117,6 +151,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         if out.exists() and (out / "last.json").exists() and not resume:
             raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
         _check_writable(out)
+        _remove_stale_temporaries(out)
     device = distributed.pick_device(cfg.device, dist_info.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -140,6 +175,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         extra, info = load_train_state(out / "last", model, optimizer)
         sampler.load_state_dict({k[len("sampler.") :]: v for k, v in extra.items() if k.startswith("sampler.")})
         start, best, elapsed_before = info["iteration"], info["best_psnr"], info["elapsed_s"]
+        if dist_info.is_main:
+            _trim_metrics(out / "metrics.jsonl", start)
         log.info("resumed %s at iteration %d", out, start)
     elif resume:
         log.info("no checkpoint in %s yet; starting from scratch", out)
@@ -225,6 +262,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             window_loss, window_n, window_start = 0.0, 0, now
         if done % cfg.val_every == 0 or done == cfg.iterations:
             if dist_info.is_main:
+                # A finite loss can still be followed by a step that breaks the weights; never save those.
+                _check_finite(model, done, out)
                 metrics = {}
                 if val_images:
                     p, s = validate(model, val_images, cfg, device)
