@@ -4,7 +4,8 @@ One table, one run, one machine: x3 super-resolution of LR 640x360 (-> 1920x1080
 and 256x256 (-> 768x768) with FSRCNN, FSRCNN-s, ESPCN and SRCNN 9-5-5 (random
 weights: speed does not depend on the values), and Pillow's bicubic resize of the
 same image as the floor. Every path runs the same weights with the same number
-of threads; ONNX Runtime and OpenCV DNN run the file ``srlab export`` writes.
+of threads; ONNX Runtime and OpenCV DNN run the file ``srlab export`` writes
+(for FSRCNN also the same network with its ConvTranspose kept).
 
 Columns: median and min wall time over ``--repeats`` runs after two warm-up
 runs; the first call (building the runner: ``prepare``, an ONNX Runtime session,
@@ -164,34 +165,38 @@ def bench_model(name: str, lr: torch.Tensor, threads: int, repeats: int, tmp: Pa
             return lambda: run(m, x).contiguous().numpy()
 
         add("torch.compile (inductor, frozen), sub-pixel graph", compiled)
-    onnx_path = export_onnx(model, tmp / f"{name}.onnx")
-    try:
-        import onnxruntime  # noqa: F401
+    graphs = [("", export_onnx(model, tmp / f"{name}.onnx"))]
+    if name.startswith("fsrcnn"):
+        # The same network with its ConvTranspose kept: is the rewrite what makes a runtime fast?
+        graphs.append((", ConvTranspose graph", export_onnx(model, tmp / f"{name}_deconv.onnx", as_trained=True)))
+    for label, onnx_path in graphs:
+        try:
+            import onnxruntime  # noqa: F401
 
-        def ort_runner():
-            session = _ort_session(onnx_path, threads)
-            feed = session.get_inputs()[0].name
-            return lambda: session.run(None, {feed: graph_input()})[0]
+            def ort_runner(onnx_path=onnx_path):
+                session = _ort_session(onnx_path, threads)
+                feed = session.get_inputs()[0].name
+                return lambda: session.run(None, {feed: graph_input()})[0]
 
-        add("ONNX Runtime", ort_runner)
-    except ImportError:
-        print("onnxruntime missing: no ONNX Runtime row", file=sys.stderr)
-    try:
-        import cv2
+            add("ONNX Runtime" + label, ort_runner)
+        except ImportError:
+            print("onnxruntime missing: no ONNX Runtime row", file=sys.stderr)
+        try:
+            import cv2
 
-        def cv_runner():
-            cv2.setNumThreads(threads)
-            net = cv2.dnn.readNetFromONNX(str(onnx_path))
+            def cv_runner(onnx_path=onnx_path):
+                cv2.setNumThreads(threads)
+                net = cv2.dnn.readNetFromONNX(str(onnx_path))
 
-            def go():
-                net.setInput(graph_input())
-                return net.forward()
+                def go():
+                    net.setInput(graph_input())
+                    return net.forward()
 
-            return go
+                return go
 
-        add("OpenCV DNN", cv_runner)
-    except ImportError:
-        print("opencv missing: no OpenCV DNN row", file=sys.stderr)
+            add("OpenCV DNN" + label, cv_runner)
+        except ImportError:
+            print("opencv missing: no OpenCV DNN row", file=sys.stderr)
     return rows
 
 

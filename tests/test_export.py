@@ -138,3 +138,20 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 2 and all(line.startswith("srlab export: error:") for line in err)
     assert "x3 model" in err[1]
     assert not (tmp_path / "b.onnx").exists() and not (tmp_path / "f.onnx").exists()
+
+
+def test_fsrcnn_as_trained_keeps_conv_transpose(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install srlab[onnx])")
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install srlab[onnx])")
+    from srlab.export import export_onnx
+
+    model = _model("fsrcnn", 3)
+    plain = export_onnx(model, tmp_path / "plain.onnx", as_trained=True)
+    fast = export_onnx(model, tmp_path / "fast.onnx")
+    assert "ConvTranspose" in {n.op_type for n in onnx.load(str(plain)).graph.node}
+    ops = {n.op_type for n in onnx.load(str(fast)).graph.node}
+    assert "ConvTranspose" not in ops and "DepthToSpace" in ops and "Shape" not in ops
+    lr = torch.rand(1, 1, 19, 22).numpy()
+    a = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"]).run(None, {"lr": lr})[0]
+    b = ort.InferenceSession(str(fast), providers=["CPUExecutionProvider"]).run(None, {"lr": lr})[0]
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)

@@ -68,8 +68,11 @@ class _SRCNNConvs(nn.Module):
         return self.net(upscaled)
 
 
-def export_graph(model: nn.Module) -> tuple[nn.Module, dict]:
+def export_graph(model: nn.Module, as_trained: bool = False) -> tuple[nn.Module, dict]:
     """The module that gets exported for ``model``, and the metadata that goes with it.
+
+    ``as_trained`` keeps FSRCNN's ``ConvTranspose2d`` (for comparisons; slower in
+    OpenCV DNN, the same numbers).
 
     Raises:
         ValueError: ``model`` is the parameter-free bicubic or not an srlab network.
@@ -81,14 +84,13 @@ def export_graph(model: nn.Module) -> tuple[nn.Module, dict]:
         raise ValueError(f"cannot export {type(model).__name__}: only srlab's FSRCNN, ESPCN and SRCNN models")
     scale = int(hparams["scale"])
     graph_input = "lr"
-    if isinstance(model, FSRCNN):
-        graph: nn.Module = _FSRCNNSubPixel(model)
-        form = "sub-pixel (deconvolution rewritten exactly as conv + DepthToSpace)"
+    graph: nn.Module = model
+    form = "as trained"
+    if isinstance(model, FSRCNN) and not as_trained:
+        graph, form = _FSRCNNSubPixel(model), "sub-pixel (deconvolution rewritten exactly as conv + DepthToSpace)"
     elif isinstance(model, SRCNN):
         graph, graph_input = _SRCNNConvs(model), "bicubic"
         form = "convolutions only; feed srlab.imresize(lr, scale) (MATLAB bicubic)"
-    else:
-        graph, form = model, "as trained"
     meta = {
         "name": getattr(model, "registry_name", type(model).__name__.lower()),
         "arch": type(model).__name__,
@@ -110,13 +112,16 @@ def _example(meta: dict) -> torch.Tensor:
     return torch.rand(1, meta["channels"], 24, 28)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = MIN_OPSET) -> Path:
-    """Write ``model`` as ONNX (input ``lr`` or ``upscaled``, output ``sr``; N, H, W dynamic)."""
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = MIN_OPSET, as_trained: bool = False) -> Path:
+    """Write ``model`` as ONNX (input ``lr`` or ``upscaled``, output ``sr``; N, H, W dynamic).
+
+    ``as_trained``: see :func:`export_graph`.
+    """
     import onnx  # optional dependency: pip install srlab[onnx]
 
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
-    graph, meta = export_graph(model)
+    graph, meta = export_graph(model, as_trained)
     in_name = "upscaled" if meta["input"] == "bicubic" else "lr"
     dynamic = {in_name: {0: "batch", 2: "height", 3: "width"}, "sr": {0: "batch", 2: "out_height", 3: "out_width"}}
 
