@@ -68,3 +68,9 @@ def image_folder(tmp_path):
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def gen_image():
+    """The generator behind ``image_folder``: ``gen_image(h, w, seed, rgb=True)`` -> uint8 array."""
+    return smooth_image

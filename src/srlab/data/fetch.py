@@ -57,7 +57,7 @@ def sha256_of(path: Path) -> str:
 def _download(url: str, dest: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (user-chosen URL)
         total = int(response.headers.get("Content-Length") or 0) or None
-        with open(dest, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
+        with open(dest, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name, disable=None) as bar:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 f.write(chunk)
                 bar.update(len(chunk))

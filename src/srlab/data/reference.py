@@ -45,14 +45,15 @@ class CenterCropSampler:
         return len(self.inputs)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        picked = []
-        while len(picked) < batch_size:
+        picked, count = [], 0
+        while count < batch_size:
             if self.cursor == len(self.order):
                 self.order = torch.randperm(len(self.inputs), generator=self.generator)
                 self.cursor = 0
-            take = min(batch_size - len(picked), len(self.order) - self.cursor)
+            take = min(batch_size - count, len(self.order) - self.cursor)
             picked.append(self.order[self.cursor : self.cursor + take])
             self.cursor += take
+            count += take
         idx = torch.cat(picked).to(self.device)
         return self.inputs[idx], self.targets[idx]
 
