@@ -139,3 +139,16 @@ def test_benchmark_counts_fsrcnn_multiply_adds():
     assert bench.macs_per_output_pixel(create_model("fsrcnn", 3), 3) == pytest.approx(per_lr_pixel / 9)
     # SRCNN 9-5-5 works on the HR grid: no division by s^2.
     assert bench.macs_per_output_pixel(create_model("srcnn_955", 3), 3) == pytest.approx(81 * 64 + 25 * 64 * 32 + 25 * 32)
+
+
+def test_fast_path_works_in_a_forked_child():
+    """A forked process (a DataLoader worker) must not wait on the parent's thread pool."""
+    import multiprocessing as mp
+
+    fast = fast_fsrcnn(create_model("fsrcnn_s", 2), tile=(8, 8), workers=2)
+    x = torch.rand(1, 1, 24, 24)
+    expected = run(fast, x)  # starts the parent's pool
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        out = pool.apply_async(run, (fast, x)).get(timeout=60)
+    assert torch.allclose(out, expected, atol=1e-6)

@@ -31,6 +31,7 @@ a few milliseconds slower than the next (see docs/SPEED.md).
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class SubPixelPlan:
     """How a strided deconvolution maps onto a convolution + pixel shuffle.
 
     ``weight`` is ``(C*s*s, C_in, T, T)`` and ``bias`` ``(C*s*s,)``; the convolution
-    runs with zero ``padding``; after ``pixel_shuffle(s)`` the HR image starts at
+    pads ``padding`` zeros on every side; after ``pixel_shuffle(s)`` the HR image starts at
     row/column ``crop`` (output pixel ``s*q + a'`` with ``a' in [-shift, s-1-shift]``
     comes from LR taps ``q + lo .. q + lo + T - 1``). ``halo_lo``/``halo_hi`` are the
     LR pixels needed before/after a tile.
@@ -196,7 +197,9 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+# Keyed by process id too: a forked child (a DataLoader worker) inherits the dict but
+# not the threads, and would wait forever on a pool without workers.
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 
 
@@ -210,14 +213,15 @@ def _tile_pool(workers: int) -> ThreadPoolExecutor:
     started, so the caller's thread count is unchanged.
     """
     with _POOL_LOCK:
-        pool = _POOLS.get(workers)
+        key = (os.getpid(), workers)
+        pool = _POOLS.get(key)
         if pool is None:
             before = torch.get_num_threads()
             pool = ThreadPoolExecutor(workers, thread_name_prefix="srlab-tile", initializer=_single_thread)
             barrier = threading.Barrier(workers)
             list(pool.map(lambda _: barrier.wait(), range(workers)))
             torch.set_num_threads(before)
-            _POOLS[workers] = pool
+            _POOLS[key] = pool
         return pool
 
 
