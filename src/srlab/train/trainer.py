@@ -147,9 +147,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     """Train ``cfg.model`` and return a summary (iterations, best validation PSNR, paths)."""
     out = Path(out_dir)
     dist_info = distributed.setup()
+    # Every rank checks (read-only), so they all stop together instead of one waiting for the other.
+    if out.exists() and (out / "last.json").exists() and not resume:
+        raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
     if dist_info.is_main:
-        if out.exists() and (out / "last.json").exists() and not resume:
-            raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
         _check_writable(out)
         _remove_stale_temporaries(out)
     device = distributed.pick_device(cfg.device, dist_info.local_rank)
@@ -233,10 +234,17 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             group["lr"] = cfg.lr * factor * group["lr_mult"]
         lr_batch, hr_batch = sampler.sample(cfg.batch_size)
         loss = loss_fn(net(lr_batch[rank_slice]), hr_batch[rank_slice])
-        if not torch.isfinite(loss):
+        # The loss of the whole global batch: what is logged, and what every rank checks, so a
+        # NaN on one rank's slice stops all of them at the same step (none waits in a collective).
+        global_loss = loss.detach()
+        if dist_info.enabled:
+            global_loss = global_loss.clone()
+            torch.distributed.all_reduce(global_loss)
+            global_loss /= dist_info.world_size
+        if not torch.isfinite(global_loss):
             bar.close()
             raise TrainingDiverged(
-                f"loss became {loss.item()} at iteration {it}; stopped. The last good checkpoint in {out} was kept "
+                f"loss became {global_loss.item()} at iteration {it}; stopped. The last good checkpoint in {out} was kept "
                 "(try a lower lr or grad_clip)"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -244,7 +252,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        window_loss += loss.item()
+        window_loss += global_loss.item()
         window_n += 1
         done = it + 1
         bar.update(1)
@@ -261,9 +269,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             bar.set_postfix(loss=f"{record['loss']:.2e}", lr=f"{record['lr']:.1e}", val=last_val or "-")
             window_loss, window_n, window_start = 0.0, 0, now
         if done % cfg.val_every == 0 or done == cfg.iterations:
+            # A finite loss can still be followed by a step that breaks the weights; never save those.
+            # Weights are identical on every rank, so all ranks stop here together.
+            _check_finite(model, done, out)
             if dist_info.is_main:
-                # A finite loss can still be followed by a step that breaks the weights; never save those.
-                _check_finite(model, done, out)
                 metrics = {}
                 if val_images:
                     p, s = validate(model, val_images, cfg, device)
