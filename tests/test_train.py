@@ -1,0 +1,290 @@
+"""`srlab train`: exact resume, NaN stop, config errors, fine-tuning, logs, plots, time budget, configs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from srlab.checkpoint import load_model, save_model
+from srlab.cli import main
+from srlab.models import create_model
+from srlab.train import ConfigError, TrainConfig, load_config, train
+from srlab.train import trainer as trainer_module
+from srlab.train.config import CALIBRATION_END
+from srlab.train.schedule import lr_factor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
+@pytest.fixture
+def tiny(image_folder, tmp_path):
+    """A config file for a tiny FSRCNN on two generated images; returns (path, settings)."""
+    settings = {
+        "model": "fsrcnn", "scale": 2, "model_args": {"d": 8, "s": 4, "m": 1},
+        "train_data": str(image_folder("train", n=2, size=(40, 36))),
+        "val_data": str(image_folder("val", n=2, size=(30, 30), seed=5)), "val_limit": 1,
+        "lr_patch": 6, "batch_size": 4, "iterations": 8, "val_every": 4, "log_every": 2,
+        "lr": 3e-3, "seed": 0, "device": "cpu", "threads": 1,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path, settings
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "last.safetensors"))
+
+
+def test_resume_is_exact(tiny, tmp_path, monkeypatch):
+    cfg, _ = tiny
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "straight")]) == 0
+
+    # The same run, stopped at the start of step 4 (just after the step-4 checkpoint) ...
+    real = trainer_module.lr_factor
+
+    def interrupt(c, it):
+        if it == 4:
+            raise KeyboardInterrupt
+        return real(c, it)
+
+    monkeypatch.setattr(trainer_module, "lr_factor", interrupt)
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "split")]) == 130
+    assert json.loads((tmp_path / "split" / "last.json").read_text())["iteration"] == 4
+    monkeypatch.setattr(trainer_module, "lr_factor", real)
+    # ... then resumed for the other half.
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "split"), "--resume"]) == 0
+
+    straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert straight.keys() == split.keys()
+    for k in straight:
+        assert torch.equal(straight[k], split[k]), f"{k} differs after resume"
+    assert not torch.equal(straight["deconvolution.weight"], create_model("fsrcnn", 2, d=8, s=4, m=1).state_dict()["deconvolution.weight"])
+    assert json.loads((tmp_path / "split" / "last.json").read_text())["iteration"] == 8
+    iterations = [r["iteration"] for r in map(json.loads, (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert iterations == [2, 4, 6, 8]  # no step logged twice
+
+
+def test_run_folder_contents(tiny, tmp_path):
+    cfg, settings = tiny
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "lr=0.002", "--out", str(run)]) == 0
+    # config.yaml: every key, resolved (defaults + file + --set).
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert set(resolved) == set(TrainConfig().to_dict())
+    assert resolved["lr"] == 0.002 and resolved["batch_size"] == 4 and resolved["schedule"] == TrainConfig().schedule
+    # metrics.jsonl: loss every log_every steps, validation every val_every steps.
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in rows if "loss" in r]
+    vals = [r for r in rows if "val_psnr" in r]
+    assert [r["iteration"] for r in losses] == [2, 4, 6, 8]
+    assert [r["iteration"] for r in vals] == [4, 8]
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 and r["samples_per_s"] > 0 for r in losses)
+    assert losses[0]["lr"] == pytest.approx(0.002 * lr_factor(load_config(cfg, ["lr=0.002"]), 1))
+    assert all(0 < r["val_psnr"] < 60 and 0 < r["val_ssim"] <= 1 for r in vals)
+    # Checkpoints: best is the best validation, last is the end; both rebuild from their sidecars.
+    last, best = json.loads((run / "last.json").read_text()), json.loads((run / "best.json").read_text())
+    assert last["iteration"] == 8 and best["metrics"]["val_psnr"] == max(r["val_psnr"] for r in vals)
+    assert last["config"]["lr"] == 0.002
+    assert load_model(run / "best").scale == 2
+    # srlab plot draws both curves into a PNG.
+    assert main(["-q", "plot", str(run)]) == 0
+    png = Image.open(run / "curves.png")
+    assert png.format == "PNG" and png.size[0] > 600
+    assert np.asarray(png.convert("L")).std() > 5  # not a blank canvas
+    assert main(["-q", "plot", str(tmp_path / "no-run")]) == 1
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, capsys):
+    cfg, _ = tiny
+    run = tmp_path / "run"
+    real = torch.nn.functional.mse_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        loss = real(a, b)
+        return loss * float("nan") if calls["n"] == 6 else loss  # step 5 (0-based): after the step-4 checkpoint
+
+    monkeypatch.setattr(trainer_module.F, "mse_loss", poisoned)
+    before = None
+    assert main(["train", "--config", str(cfg), "--out", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss became nan at iteration 5" in err[0] and "last good checkpoint" in err[0]
+    meta = json.loads((run / "last.json").read_text())
+    assert meta["iteration"] == 4
+    model = load_model(run / "last")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    before = _weights(run)
+    # lr = 1e30 blows the weights up at once: a clear stop too, and the earlier checkpoint is untouched.
+    monkeypatch.setattr(trainer_module.F, "mse_loss", real)
+    assert main(["train", "--config", str(cfg), "--set", "lr=1e30", "--out", str(tmp_path / "huge")]) == 1
+    err = capsys.readouterr().err
+    assert "became" in err and ("nan" in err.lower() or "inf" in err.lower()) and "lower lr" in err
+    assert not (tmp_path / "huge" / "last.json").exists()
+    after = _weights(run)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("learning_rate=0.1", r"unknown key\(s\) learning_rate; valid keys: .*batch_size.*lr.*"),
+        ("optimizer=rmsprop", r"optimizer: 'rmsprop' is not one of: adam, sgd"),
+        ("schedule=linear", r"schedule: 'linear' is not one of: constant, step, multistep, cosine"),
+        ("model=vdsr", r"model: unknown 'vdsr'; choose one of: .*fsrcnn"),
+        ("batch_size=0", r"batch_size: must be >= 1"),
+        ("batch_size=many", r"batch_size: expected an integer"),
+        ("lr=-1", r"lr: must be > 0"),
+    ],
+)
+def test_config_errors_list_what_is_valid(override, message, capsys, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+    assert main(["train", "--set", override, "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("srlab train: error:")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_key_in_a_file_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: fsrcnn\nbatchsize: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) batchsize; valid keys: "):
+        load_config(path)
+
+
+def test_missing_training_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SRLAB_DATA", str(tmp_path / "empty-root"))
+    assert main(["train", "--set", "train_data=BSDS500/train", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "BSDS500/train" in err and "srlab data fetch bsds500" in err
+
+
+def test_init_from_with_reinit_of_the_last_part(tiny, tmp_path):
+    """The FSRCNN paper's transfer: train x3, then fine-tune x2 with the deconvolution re-initialised."""
+    cfg, _ = tiny
+    torch.manual_seed(3)
+    source = create_model("fsrcnn", 3, d=8, s=4, m=1)
+    with torch.no_grad():  # make every source tensor unmistakable
+        for p in source.parameters():
+            p.fill_(0.05)
+    save_model(source, tmp_path / "x3")
+    run = tmp_path / "x2"
+    # One step at a negligible lr: what we see is what init_from/reinit produced.
+    args = ["-q", "train", "--config", str(cfg), "--set", "iterations=1", "--set", "lr=1e-12", "--set", "val_every=1"]
+    assert main([*args, "--init-from", str(tmp_path / "x3.safetensors"), "--reinit", "last_part", "--out", str(run)]) == 0
+    got, src = _weights(run), source.state_dict()
+    for k, v in got.items():
+        if k.startswith("deconvolution."):
+            assert (v - src[k]).abs().max() > 1e-2, f"{k} was not re-initialised"
+        else:
+            torch.testing.assert_close(v, src[k], atol=1e-8, rtol=0, msg=f"{k} was not copied from the source")
+    # The deconvolution got the paper's fresh init, not leftovers: N(0, 0.001), zero bias.
+    assert got["deconvolution.weight"].std().item() < 0.01 and got["deconvolution.bias"].abs().max() < 1e-6
+    # Without reinit every tensor comes from the source.
+    run2 = tmp_path / "x2-all"
+    assert main([*args, "--init-from", str(tmp_path / "x3.safetensors"), "--out", str(run2)]) == 0
+    for k, v in _weights(run2).items():
+        torch.testing.assert_close(v, src[k], atol=1e-8, rtol=0)
+
+
+def test_reinit_needs_init_from_and_mismatched_sources_are_named(tiny, tmp_path):
+    cfg, _ = tiny
+    with pytest.raises(ConfigError, match="reinit: needs init_from"):
+        load_config(cfg, ["reinit=[deconvolution]"])
+    save_model(create_model("fsrcnn", 2, d=16, s=4, m=1), tmp_path / "wide")
+    with pytest.raises(ValueError, match=r"tensors that do not fit fsrcnn x2: .*feature_extraction\.0\.weight"):
+        train(load_config(cfg, [f"init_from={tmp_path / 'wide.safetensors'}"]), tmp_path / "r", progress=False)
+
+
+def test_time_budget_calibrates_iterations_and_writes_them(tiny, tmp_path):
+    cfg, _ = tiny
+    run = tmp_path / "budget"
+    overrides = ["iterations=1000000", f"warmup={CALIBRATION_END}", "time_budget_s=0.5", "val_every=100000", "log_every=50",
+                 "lr_patch=4", "batch_size=2"]
+    summary = train(load_config(cfg, overrides), run, progress=False)
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    # The measured speed cannot fit 10^6 steps in half a second: the budget is spent by the
+    # calibration itself, so the run ends right after it.
+    assert summary["iterations"] == written["iterations"] == CALIBRATION_END + 1
+    assert json.loads((run / "last.json").read_text())["iteration"] == CALIBRATION_END + 1
+    assert written["time_budget_s"] == 0.5
+    with pytest.raises(ConfigError, match="time_budget_s: needs warmup >= 300"):
+        load_config(cfg, ["time_budget_s=60"])
+
+
+def test_lr_multipliers_and_schedules(tiny):
+    cfg, _ = tiny
+    c = load_config(cfg, ["lr_multipliers={deconvolution: 0.1}", "schedule=multistep", "milestones=[2, 5]", "gamma=0.5"])
+    model = create_model("fsrcnn", 2, d=8, s=4, m=1)
+    opt = trainer_module._make_optimizer(model, c)
+    by_mult = {g["lr_mult"]: g for g in opt.param_groups}
+    assert set(by_mult) == {1.0, 0.1}
+    assert {id(p) for p in by_mult[0.1]["params"]} == {id(model.deconvolution.weight), id(model.deconvolution.bias)}
+    assert [lr_factor(c, i) for i in (0, 1, 2, 4, 5, 9)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    cos = load_config(cfg, ["schedule=cosine", "iterations=100", "decay_start=0.5", "min_lr_ratio=0.1"])
+    assert lr_factor(cos, 10) == 1.0 and lr_factor(cos, 75) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(cos, 100) == pytest.approx(0.1)
+    warm = load_config(cfg, ["warmup=4", "schedule=constant"])
+    assert [lr_factor(warm, i) for i in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    step = load_config(cfg, ["schedule=step", "step_size=3", "gamma=0.1"])
+    assert lr_factor(step, 2) == 1.0 and lr_factor(step, 3) == pytest.approx(0.1) and lr_factor(step, 6) == pytest.approx(0.01)
+    sgd = trainer_module._make_optimizer(model, load_config(cfg, ["optimizer=sgd", "momentum=0.8"]))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
+
+
+def test_l1_loss_and_reference_dataset_train(tiny, tmp_path, image_folder):
+    cfg, _ = tiny
+    big = image_folder("big", n=2, size=(40, 40))
+    summary = train(
+        load_config(cfg, ["loss=l1", "iterations=2", "val_every=2", "dataset=reference", "reference_crop=30",
+                          f"train_data={big}", "model=srcnn_ref", "model_args={}", "batch_size=2"]),
+        tmp_path / "ref", progress=False,
+    )
+    assert summary["iterations"] == 2 and math.isfinite(summary["best_val_psnr"])  # validated in restore mode
+    assert load_model(tmp_path / "ref" / "last").scale == 1  # the reference restores the bicubic image
+
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_paper_configs_exist():
+    names = {p.stem for p in CONFIGS}
+    assert names >= {"fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "srcnn_955_x2", "srcnn_955_x3", "srcnn_955_x4", "espcn_x3",
+                     "reference_srcnn", "reference_fsrcnn"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_configs_load_and_validate(path):
+    cfg = load_config(path)
+    assert cfg.model in path.stem.replace("reference_srcnn", "srcnn_ref") or path.stem.startswith("reference_")
+    # A multiplier whose prefix names no parameter would silently do nothing.
+    names = [n for n, _ in create_model(cfg.model, cfg.scale, **cfg.model_args).named_parameters()]
+    for prefix in cfg.lr_multipliers:
+        assert any(n.startswith(prefix) for n in names), f"lr_multipliers: {prefix!r} matches no parameter of {cfg.model}"
+    if path.stem.startswith(("fsrcnn", "srcnn", "espcn")):
+        assert f"x{cfg.scale}" in path.stem and cfg.dataset == "patches" and cfg.train_data == "BSDS500/train"
+
+
+@pytest.mark.parametrize("name, model", [("reference_srcnn", "srcnn_ref"), ("reference_fsrcnn", "fsrcnn")])
+def test_reference_configs_reproduce_the_reference_setting(name, model):
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    epoch = math.ceil(200 / cfg.batch_size)  # 200 BSDS500 training images, one crop each per epoch
+    assert cfg.model == model and cfg.dataset == "reference" and cfg.reference_crop == 300
+    assert cfg.optimizer == "adam" and cfg.lr == 1e-2 and cfg.loss == "mse"
+    assert cfg.schedule == "multistep" and cfg.gamma == 0.1 and cfg.milestones == [50 * epoch, 75 * epoch, 100 * epoch]
+    assert cfg.iterations == 500 * epoch and cfg.val_every == epoch  # validate every epoch, keep the best
+    assert cfg.val_data == "BSDS500/val" and cfg.val_limit is None and cfg.augment is False
