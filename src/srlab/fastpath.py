@@ -310,10 +310,22 @@ class TiledConvNet(nn.Module):
         y = self._layers(x[..., a0:a1, b0:b1], edges, border)
         s = self.last_scale
         y = _conv(y, self.last_weight, self.last_bias, self.last_padding)
-        if s > 1:
-            y = F.pixel_shuffle(y, s)
-        top, left = self.last_crop + s * edges[0], self.last_crop + s * edges[2]
-        out[..., s * r0 : s * r1, s * c0 : s * c1] = y[..., top : top + s * (r1 - r0), left : left + s * (c1 - c0)]
+        rows, cols = r1 - r0, c1 - c0
+        if s == 1:
+            top, left = self.last_crop + edges[0], self.last_crop + edges[2]
+            out[..., r0:r1, c0:c1] = y[..., top : top + rows, left : left + cols]
+            return
+        # Pixel shuffle, crop and paste in one strided copy per phase group: output row
+        # s*Q + A of the tile comes from conv row j and phase ia with s*j + ia = s*Q + A + top.
+        shift = self.last_crop % s
+        z = y.unflatten(1, (-1, s, s))  # (N, C, s, s, hz, wz)
+        o = out[..., s * r0 : s * r1, s * c0 : s * c1].unflatten(-1, (cols, s)).unflatten(-3, (rows, s))
+        j0, i0 = self.last_crop // s + edges[0], self.last_crop // s + edges[2]
+        groups = [(0, s - shift, shift, s, 0)] + ([(s - shift, s, 0, shift, 1)] if shift else [])
+        for a0, a1, ia0, ia1, da in groups:
+            for b0, b1, ib0, ib1, db in groups:
+                src = z[:, :, ia0:ia1, ib0:ib1, j0 + da : j0 + da + rows, i0 + db : i0 + db + cols]
+                o[:, :, :, a0:a1, :, b0:b1] = src.permute(0, 1, 4, 2, 5, 3)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.dim() != 4:
@@ -369,7 +381,7 @@ def fast_srcnn_ref(model: nn.Module, tile: tuple[int, int] | None = DEFAULT_TILE
 # SRCNN's tiles live on the HR grid and its 64->32 5x5 layer is compute-bound, so taller
 # and wider bands win there (measured: `python benchmarks/inference.py --sweep-tiles srcnn_955`,
 # results in docs/SPEED.md).
-SRCNN_TILE = (64, 1024)
+SRCNN_TILE = (128, 1024)
 
 
 def fast_srcnn(model: nn.Module, tile: tuple[int, int] | None = SRCNN_TILE, workers: int | None = None) -> TiledConvNet:
