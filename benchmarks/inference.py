@@ -80,11 +80,13 @@ def macs_per_output_pixel(model: nn.Module, scale: int) -> float:
     return total / (48 * scale) ** 2
 
 
-def matmul_gflops(threads: int, n: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 ``n x n`` matmul throughput, GFLOP/s, with the current thread count."""
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 10, cpu_clock: bool = False) -> float:
+    """Best fp32 ``n x n`` matmul throughput, GFLOP/s, with the current thread count
+    (wall clock, or with ``cpu_clock`` this thread's CPU time: for one thread)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = min(_time(lambda: a @ b) for _ in range(repeats))
+    timer = _cpu_time if cpu_clock else _time
+    best = min(timer(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
@@ -249,6 +251,61 @@ def sweep_tiles(name: str, size: tuple[int, int], tiles: list[tuple[int, int] | 
     return lines
 
 
+def profile_fast_path(name: str, size: tuple[int, int] = (360, 640)) -> list[str]:
+    """Where the fast path's time goes: one thread, per operator (and per conv weight shape).
+
+    Convolution rows give their achieved GFLOP/s from the multiply-adds they really did
+    (tile halos included), against one-thread matmul throughput.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from srlab.inference import FAST_PATHS
+
+    torch.set_num_threads(1)
+    peak = matmul_gflops(1, cpu_clock=True)
+    model = create_model(name, SCALE).eval()
+    fast = FAST_PATHS[type(model)](model, workers=1)
+    lr = torch.rand(1, 1, *size)
+    run(fast, lr)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.thread_time()
+        run(fast, lr)
+        total = time.thread_time() - start
+    groups: dict[str, list[float]] = {}
+    for event in prof.events():
+        if event.cpu_parent is not None and event.cpu_parent.name.startswith("aten::"):
+            continue  # count each top-level aten op once, not its children
+        if not event.name.startswith("aten::") and not event.name.startswith("mkldnn::"):
+            continue
+        key, flops = event.name, 0.0
+        if "convolution" in event.name and len(event.input_shapes) > 1 and len(event.input_shapes[1]) == 4:
+            x_shape, w_shape = event.input_shapes[0], event.input_shapes[1]
+            pad = event.concrete_inputs[3] if event.concrete_inputs and len(event.concrete_inputs) > 3 else None
+            key = f"conv {w_shape[1]}->{w_shape[0]} {w_shape[2]}x{w_shape[3]}"
+            ph = pad[0] if isinstance(pad, (list, tuple)) else (w_shape[2] // 2)
+            out_px = x_shape[0] * (x_shape[2] + 2 * ph - w_shape[2] + 1) * (x_shape[3] + 2 * ph - w_shape[3] + 1)
+            flops = 2.0 * out_px * w_shape[0] * w_shape[1] * w_shape[2] * w_shape[3]
+        acc = groups.setdefault(key, [0.0, 0.0, 0])
+        acc[0] += event.cpu_time_total / 1e6
+        acc[1] += flops
+        acc[2] += 1
+    # Profiler times are wall clock (they grow when other processes take the core);
+    # the thread's CPU time is not, so each operator gets its share of that.
+    spent = sum(v[0] for v in groups.values())
+    lines = [
+        f"{name} x{SCALE} fast path, LR {size[1]}x{size[0]}, 1 thread: {total * 1e3:.1f} ms CPU under the profiler, "
+        f"split by each operator's share of profiled time; one-thread fp32 matmul {peak:.0f} GFLOP/s",
+        f"{'operator':<28} {'CPU ms':>7} {'share':>6} {'calls':>5} {'GFLOP/s':>8} {'of matmul':>9}",
+    ]
+    for key, (sec, flops, calls) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
+        if sec < 0.002 * spent:
+            continue
+        cpu = total * sec / spent
+        rate = f"{flops / cpu / 1e9:8.0f} {flops / cpu / 1e9 / peak:9.0%}" if flops else f"{'-':>8} {'-':>9}"
+        lines.append(f"{key:<28} {cpu * 1e3:7.1f} {sec / spent:6.1%} {calls:5d} {rate}")
+    return lines
+
+
 def _cpu_time(fn: Callable[[], object]) -> float:
     t = time.thread_time()
     fn()
@@ -264,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny images, 2 repeats: a smoke test")
     parser.add_argument("--no-compilers", dest="compilers", action="store_false", help="skip the torch.compile and torch.jit rows (FSRCNN only)")
     parser.add_argument("--out", help="also write the report (markdown) here")
+    parser.add_argument("--profile", metavar="MODEL", choices=MODELS, help="instead: per-operator time of MODEL's fast path, one thread")
     parser.add_argument("--sweep-tiles", metavar="MODEL", choices=MODELS, help="instead: time the fast path of MODEL at several tile sizes")
     args = parser.parse_args(argv)
+    if args.profile:
+        print("\n".join(profile_fast_path(args.profile)))
+        return 0
     if args.sweep_tiles:
         size, tiles = (360, 640), [None, (32, 640), (24, 640), (40, 320), (64, 160), (40, 160), (64, 64)]
         if args.sweep_tiles.startswith("srcnn"):
