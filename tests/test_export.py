@@ -155,3 +155,11 @@ def test_fsrcnn_as_trained_keeps_conv_transpose(tmp_path):
     a = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"]).run(None, {"lr": lr})[0]
     b = ort.InferenceSession(str(fast), providers=["CPUExecutionProvider"]).run(None, {"lr": lr})[0]
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_export_leaves_the_model_alone(tmp_path):
+    model = create_model("espcn", 2).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_model(model, tmp_path / "e.pt", "torchscript")
+    assert model.training  # a model in training is not switched to eval under its owner
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

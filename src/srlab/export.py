@@ -22,6 +22,7 @@ kind, srlab version) is JSON stored under the key ``srlab`` in ONNX
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -84,6 +85,9 @@ def export_graph(model: nn.Module, as_trained: bool = False) -> tuple[nn.Module,
         raise ValueError(f"cannot export {type(model).__name__}: only srlab's FSRCNN, ESPCN and SRCNN models")
     scale = int(hparams["scale"])
     graph_input = "lr"
+    # Export from a float32 CPU copy: the example input is a CPU tensor, and a model
+    # being trained on a GPU must not be moved or put in eval mode under its owner.
+    model = copy.deepcopy(model).float().cpu().eval()
     graph: nn.Module = model
     form = "as trained"
     if isinstance(model, FSRCNN) and not as_trained:
