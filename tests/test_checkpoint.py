@@ -20,6 +20,11 @@ from srlab.imageio import atomic_write
 from srlab.models import create_model
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
 def _tiny():
     torch.manual_seed(0)
     return create_model("fsrcnn", 2, d=8, s=4, m=1)

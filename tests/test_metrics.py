@@ -11,6 +11,11 @@ import torch
 from srlab.metrics import PSNR, SSIM, psnr, ssim
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
 def test_psnr_of_a_known_mse():
     x = torch.full((1, 1, 8, 8), 100.0, dtype=torch.float64)
     y = x + 5.0  # MSE = 25
