@@ -176,11 +176,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         extra, info = load_train_state(out / "last", model, optimizer)
         sampler.load_state_dict({k[len("sampler.") :]: v for k, v in extra.items() if k.startswith("sampler.")})
         start, best, elapsed_before = info["iteration"], info["best_psnr"], info["elapsed_s"]
-        if dist_info.is_main:
-            _trim_metrics(out / "metrics.jsonl", start)
         log.info("resumed %s at iteration %d", out, start)
     elif resume:
         log.info("no checkpoint in %s yet; starting from scratch", out)
+    if dist_info.is_main:
+        # Also when starting from scratch: a run killed before its first checkpoint left lines.
+        _trim_metrics(out / "metrics.jsonl", start)
 
     if dist_info.is_main:
         atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
@@ -200,10 +201,13 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         elapsed = elapsed_before + time.perf_counter() - t0
         meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed}
         state = {f"sampler.{k}": v for k, v in sampler.state_dict().items()}
-        save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed})
-        save_model(model, out / "last", **meta)
+        # The resumable state goes last: it is the commit point. A run killed before it
+        # resumes from the previous state and writes best/last of this step again;
+        # written first, a kill could leave a state whose best_psnr no best file holds.
         if metrics.get("val_psnr") == best:
             save_model(model, out / "best", **meta)
+        save_model(model, out / "last", **meta)
+        save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed})
 
     def log_line(record: dict) -> None:
         with open(metrics_path, "a") as f:
