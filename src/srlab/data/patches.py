@@ -31,6 +31,33 @@ def dihedral_grids(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, cols
 
 
+def _separable(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 8 flips/rotations as ``(swap (8,), row (8, n), col (8, n))``.
+
+    Each dihedral grid is separable: source ``(row[i], col[j])``, transposed when ``swap``
+    (``(row[j], col[i])``). Building a batch's indices from these ``(B, n)`` vectors takes two
+    ``(B, n, n)`` operations instead of gathering two ``(B, n, n)`` grids and combining them.
+    """
+    rows, cols = dihedral_grids(n)
+    swap = rows[:, 0, 0] != rows[:, 0, -1] if n > 1 else torch.zeros(8, dtype=torch.bool)
+    row = torch.where(swap[:, None], rows[:, 0, :], rows[:, :, 0])
+    col = torch.where(swap[:, None], cols[:, :, 0], cols[:, 0, :])
+    return swap, row, col
+
+
+def _gather(flat: torch.Tensor, offset, width, y0, x0, t, grid) -> torch.Tensor:
+    """Patches ``(B, n, n)`` of the images packed in ``flat``, top-left ``(y0, x0)``, transform ``t``."""
+    swap, row, col = grid
+    start = (offset + y0 * width + x0).view(-1, 1)
+    u = start + row[t] * width.view(-1, 1)  # (B, n): flat index where each source row starts
+    v = col[t]  # (B, n): column offsets
+    # Index [i, j] is u[i] + v[j], or u[j] + v[i] for the transposing transforms.
+    sw = swap[t].view(-1, 1)
+    along_i, along_j = torch.where(sw, v, u), torch.where(sw, u, v)
+    idx = along_i.unsqueeze(2) + along_j.unsqueeze(1)
+    return flat.index_select(0, idx.view(-1)).view(idx.shape)
+
+
 class PatchSampler:
     """Draws ``(lr, hr)`` batches: ``(B, 1, p, p)`` and ``(B, 1, s*p, s*p)`` in [0, 1].
 
@@ -82,8 +109,8 @@ class PatchSampler:
         positions = (self.lr_h - lr_patch + 1) * (self.lr_w - lr_patch + 1)
         # Sampling images by their number of patch positions makes every position equally likely.
         self.image_weights = positions.double() / positions.sum()
-        self.lr_rows, self.lr_cols = (g.to(self.device) for g in dihedral_grids(lr_patch))
-        self.hr_rows, self.hr_cols = (g.to(self.device) for g in dihedral_grids(lr_patch * scale))
+        self.lr_grid = tuple(g.to(self.device) for g in _separable(lr_patch))
+        self.hr_grid = tuple(g.to(self.device) for g in _separable(lr_patch * scale))
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     @property
@@ -102,15 +129,10 @@ class PatchSampler:
             t = torch.randint(0, 8, (batch_size,), generator=g, device=self.device)
         else:
             t = torch.zeros(batch_size, dtype=torch.long, device=self.device)
-        w = self.lr_w[img].view(-1, 1, 1)
-        lr_idx = self.lr_offset[img].view(-1, 1, 1) + (y0.view(-1, 1, 1) + self.lr_rows[t]) * w + x0.view(-1, 1, 1) + self.lr_cols[t]
-        hr_idx = (
-            self.hr_offset[img].view(-1, 1, 1)
-            + (s * y0.view(-1, 1, 1) + self.hr_rows[t]) * (s * w)
-            + s * x0.view(-1, 1, 1)
-            + self.hr_cols[t]
-        )
-        return self.lr_flat[lr_idx].unsqueeze(1), self.hr_flat[hr_idx].unsqueeze(1)
+        w = self.lr_w[img]
+        lr = _gather(self.lr_flat, self.lr_offset[img], w, y0, x0, t, self.lr_grid)
+        hr = _gather(self.hr_flat, self.hr_offset[img], s * w, s * y0, s * x0, t, self.hr_grid)
+        return lr.unsqueeze(1), hr.unsqueeze(1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}
