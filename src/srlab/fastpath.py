@@ -327,6 +327,21 @@ class TiledConvNet(nn.Module):
                 src = z[:, :, ia0:ia1, ib0:ib1, j0 + da : j0 + da + rows, i0 + db : i0 + db + cols]
                 o[:, :, :, a0:a1, :, b0:b1] = src.permute(0, 1, 4, 2, 5, 3)
 
+    def _tile_shape(self, h: int, w: int, workers: int) -> tuple[int, int]:
+        """The tile for an ``h x w`` image: ``self.tile``, taller when the image is narrower
+        (same area: short bands of a narrow image are mostly halo), and with the number of
+        bands rounded up to a multiple of ``workers`` so every thread gets the same work."""
+        if self.tile is None:
+            return h, w
+        th, tw = self.tile
+        if w < tw:
+            th = max(th, -(-th * tw // w))
+        bands = -(-h // th)
+        if bands > 1 and -(-w // tw) == 1:
+            bands += -bands % workers
+            th = max(-(-h // bands), max(self.halo))
+        return th, tw
+
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.dim() != 4:
             raise ValueError(f"expected (N, C, h, w), got shape {tuple(lr.shape)}")
@@ -335,9 +350,9 @@ class TiledConvNet(nn.Module):
         n, c, h, w = x.shape
         s = self.last_scale
         out = x.new_empty(n, self.last_weight.shape[0] // (s * s), s * h, s * w)
-        th, tw = self.tile if self.tile is not None else (h, w)
-        cores = [(r0, min(r0 + th, h), c0, min(c0 + tw, w)) for r0 in range(0, h, th) for c0 in range(0, w, tw)]
         workers = self.workers or torch.get_num_threads()
+        th, tw = self._tile_shape(h, w, workers)
+        cores = [(r0, min(r0 + th, h), c0, min(c0 + tw, w)) for r0 in range(0, h, th) for c0 in range(0, w, tw)]
         if len(cores) == 1 or workers == 1 or x.device.type != "cpu":
             for core in cores:
                 self._tile(x, out, *core)
