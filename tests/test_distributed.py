@@ -3,6 +3,7 @@ process on the same global batch."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -84,7 +85,7 @@ def test_two_gloo_ranks_match_each_other_and_one_process(image_folder, tmp_path)
     fresh = create_model("fsrcnn", 2, d=8, s=4, m=1).state_dict()
     assert max((rank0[k] - fresh[k]).abs().max().item() for k in fresh) > 1e-3
     # The logged loss is the global batch's, the same as one process logs.
-    read = lambda p: [r for r in map(yaml.safe_load, p.read_text().splitlines()) if "loss" in r]  # noqa: E731
+    read = lambda p: [r for r in map(json.loads, p.read_text().splitlines()) if "loss" in r]  # noqa: E731
     ddp_rows, single_rows = read(out / "metrics.jsonl"), read(tmp_path / "single" / "metrics.jsonl")
     assert [r["iteration"] for r in ddp_rows] == [r["iteration"] for r in single_rows] == [2, 4, 6]
     for a, b in zip(ddp_rows, single_rows):
