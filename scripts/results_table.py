@@ -22,6 +22,7 @@ from srlab.pretrained import available_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "docs" / "RESULTS.md"
 BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
 # Published PSNR (Set5 / Set14), as quoted in REFERENCE-EXPERIMENT.md and the issue.
 PAPER = {
     ("bicubic", 2): (33.66, 30.24), ("bicubic", 3): (30.39, 27.55), ("bicubic", 4): (28.42, 26.00),
@@ -57,6 +58,17 @@ def main() -> None:
         print(rows[-1], flush=True)
     header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in args.sets) + " | paper PSNR Set5 / Set14 |"
     table = "\n".join([header, "|" + " --- |" * (len(args.sets) + 3), *rows])
+    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 |", "| --- | --- | --- | --- | --- |"]
+    for r5, r14 in zip(everything[0::len(folders)], everything[1::len(folders)]):
+        paper = PAPER.get((r5["model"], r5["scale"]))
+        readme_rows.append(
+            f"| {r5['model']} | x{r5['scale']} | {r5['mean_psnr']:.2f} | {r14['mean_psnr']:.2f} | "
+            + (f"{paper[0]:.2f} / {paper[1]:.2f} |" if paper else "- |")
+        )
+    readme = ROOT / "README.md"
+    readme.write_text(
+        re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), README_BEGIN + "\n" + "\n".join(readme_rows) + "\n" + README_END, readme.read_text(), flags=re.S)
+    )
     (ROOT / "docs" / "results.json").write_text(json.dumps(everything, indent=1) + "\n")
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
     text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{table}\n{END}", text, flags=re.S)

@@ -20,9 +20,6 @@ from srlab.imageio import atomic_write
 from srlab.models import create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 def _tiny():

@@ -11,9 +11,6 @@ from srlab.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imageio import read_y
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,6 @@ from srlab.pretrained import ASSETS_DIR
 from srlab.upscale import load_upscaler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a busy machine, thread hand-offs cost more than the maths."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _photo(size: int = 48) -> np.ndarray:

@@ -22,9 +22,6 @@ from hypothesis import strategies as st
 from srlab.imresize import imresize, output_size
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 def keys_cubic(x: float) -> float:

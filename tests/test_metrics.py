@@ -11,9 +11,6 @@ import torch
 from srlab.metrics import PSNR, SSIM, psnr, ssim
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 def test_psnr_of_a_known_mse():

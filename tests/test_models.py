@@ -17,9 +17,6 @@ from srlab.models import FSRCNN, SRCNN, create_model
 MODELS = srlab.list_models()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 def test_registry_lists_the_papers_networks():

@@ -31,12 +31,6 @@ seeds = st.integers(min_value=0, max_value=2**32 - 1)
 scales = st.builds(Fraction, st.integers(1, 8), st.integers(1, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- imresize -----------------------------------------------------------------------------------

@@ -32,13 +32,6 @@ SCALE = 2
 IS_ROOT = os.name == "posix" and os.geteuid() == 0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny images: thread hand-offs would cost more than the maths on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

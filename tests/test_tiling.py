@@ -11,13 +11,6 @@ from srlab.upscale import Upscaler
 ALL_MODELS = list_models(include_baselines=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a busy machine, thread hand-offs cost more than the maths."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(name: str, scale: int) -> torch.nn.Module:

@@ -24,9 +24,6 @@ from srlab.train.schedule import lr_factor
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 @pytest.fixture

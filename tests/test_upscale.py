@@ -21,13 +21,6 @@ from srlab.upscale import Upscaler, collect_inputs, output_path
 up_module = sys.modules["srlab.upscale"]  # `srlab.upscale` is the function
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a busy machine, thread hand-offs cost more than the maths."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _tiny(scale: int = 2) -> torch.nn.Module:
