@@ -11,7 +11,7 @@ image run in L2-sized tiles, one tile per thread (``torch.get_num_threads()``
 threads, PyTorch's default of one per physical core). Nothing is compiled, so
 the first call costs a few milliseconds more than the next, not seconds
 (benchmarks/inference.py measures both; numbers in docs/SPEED.md). The result
-equals ``model(lr)`` to float rounding (about 1e-6). On a GPU, or for anything
+equals ``model(lr)`` to float rounding (tested within 1e-5). On a GPU, or for anything
 else (the bicubic baseline, an unknown module), the model itself is returned in
 eval mode.
 """
