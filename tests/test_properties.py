@@ -10,7 +10,6 @@ import math
 from fractions import Fraction
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -376,7 +376,7 @@ def fast_fsrcnn(model: nn.Module, tile: tuple[int, int] | None = DEFAULT_TILE, w
 
 def conv_plan(conv: nn.Conv2d, scale: int) -> SubPixelPlan:
     """A 'same' convolution followed by ``pixel_shuffle(scale)`` as a :class:`SubPixelPlan`."""
-    k, p = conv.kernel_size[0], conv.padding[0]
+    p = conv.padding[0]
     bias = conv.bias.detach() if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
     return SubPixelPlan(weight=conv.weight.detach().contiguous(), bias=bias, scale=scale, padding=p, crop=0, lo=-p, shift=0)
 

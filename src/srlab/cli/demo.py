@@ -7,7 +7,6 @@ shipped model, and the results, a comparison figure and PSNR/SSIM are written.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ..imresize import imresize
-from ..protocol import modcrop
 
 __all__ = ["PatchSampler", "dihedral_grids"]
 
