@@ -306,7 +306,11 @@ def _last_logged(metrics: Path) -> int:
 def test_sigkill_at_random_points_then_resume_is_exact(reference, data, tmp_path):
     """`srlab train` killed with SIGKILL three times at random steps, resumed each time, ends with the
     uninterrupted run's weights, bit for bit; the metrics log has no duplicate or broken lines."""
-    seed = int(os.environ.get("SRLAB_KILL_SEED", time.time_ns() % 1_000_000))
+    # A fixed default seed keeps CI reproducible (377707 once exposed a write-order bug); set
+    # SRLAB_KILL_SEED=random to explore new kill points, or a number to replay a failure.
+    # Where a kill lands inside a step still varies with timing from run to run.
+    chosen = os.environ.get("SRLAB_KILL_SEED", "377707")
+    seed = time.time_ns() % 1_000_000 if chosen == "random" else int(chosen)
     rng = random.Random(seed)
     # The first kill always lands before the first checkpoint (step 20): a restart from scratch.
     targets = [rng.randrange(5, 20)] + sorted(rng.sample(range(20, ITERATIONS - 40), 2))
