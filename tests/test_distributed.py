@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +24,41 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _run_or_dump_stacks(cmd: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``cmd``; if it hangs, make the workers print their stacks (srlab's SIGUSR1
+    handler) and fail with them, so a hang seen once in CI says where it was."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        workers = _children(proc.pid)  # torchrun puts them in sessions of their own
+        for pid in workers:
+            os.kill(pid, signal.SIGUSR1)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            for pid in [*workers, proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            out, err = proc.communicate()
+        pytest.fail(f"torchrun hung for {timeout:.0f}s; worker stacks:\n{err[-6000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _config(image_folder) -> dict:
@@ -99,7 +136,7 @@ def test_torchrun_cli(image_folder, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            "-m", "srlab", "-q", "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "run")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    done = _run_or_dump_stacks(cmd, env, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = load_file(str(tmp_path / "run" / "last.safetensors"))
     _assert_close(ddp, _single_process(cfg, tmp_path / "single"), atol=1e-6)

@@ -8,7 +8,9 @@ become one line on stderr and exit status 1; tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 
 from .. import __version__
@@ -45,6 +47,10 @@ def _tolerate_undecodable_names() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _tolerate_undecodable_names()
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 PID` prints every thread's stack: how to see where an hours-long
+        # training run (or one rank of a torchrun job) is stuck without stopping it.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

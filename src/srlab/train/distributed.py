@@ -53,5 +53,24 @@ def setup() -> DistInfo:
 
 
 def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group only once every rank has finished its last collective.
+
+    A barrier alone is not enough: a rank that leaves the barrier first and destroys
+    the group can drop its last in-flight message, and a slower rank then waits in
+    that barrier until gloo's 30-minute timeout (seen in CI on a loaded machine).
+    So the ranks also meet through the rendezvous store, which lives outside the
+    group: each says "done" and waits for every other "done" before destroying
+    anything. Rank 0 leaves last, because it may host the store (``env://``): the
+    others tell it they have seen every "done" before it shuts the store down.
+    """
+    if not (info.enabled and dist.is_initialized()):
+        return
+    dist.barrier()
+    store = dist.distributed_c10d._get_default_store()
+    store.set(f"srlab/done/{info.rank}", "1")
+    store.wait([f"srlab/done/{r}" for r in range(info.world_size)])
+    if info.is_main:
+        store.wait([f"srlab/released/{r}" for r in range(1, info.world_size)])
+    else:
+        store.set(f"srlab/released/{info.rank}", "1")
+    dist.destroy_process_group()
