@@ -45,12 +45,21 @@ def _tolerate_undecodable_names() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 PID`` prints every thread's stack to stderr: how to see where an
+    hours-long training run (or one rank of a torchrun job) is stuck without stopping it."""
+    stream = sys.__stderr__
+    if not hasattr(signal, "SIGUSR1") or stream is None:
+        return
+    try:
+        faulthandler.register(signal.SIGUSR1, file=stream, all_threads=True)
+    except (OSError, ValueError):  # no real file descriptor behind stderr (embedded, some IDEs)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     _tolerate_undecodable_names()
-    if hasattr(signal, "SIGUSR1"):
-        # `kill -USR1 PID` prints every thread's stack: how to see where an hours-long
-        # training run (or one rank of a torchrun job) is stuck without stopping it.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _dump_stacks_on_sigusr1()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
