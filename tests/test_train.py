@@ -104,6 +104,22 @@ def test_run_folder_contents(tiny, tmp_path):
     assert main(["-q", "plot", str(tmp_path / "no-run")]) == 1
 
 
+def test_keep_snapshots_saves_every_validation_step(tiny, tmp_path):
+    cfg, _ = tiny
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "keep_snapshots=true", "--out", str(run)]) == 0
+    snaps = sorted((run / "snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == ["iter_00000004.safetensors", "iter_00000008.safetensors"]
+    assert json.loads(snaps[0].with_suffix(".json").read_text())["iteration"] == 4
+    first, final = load_file(str(snaps[0])), load_file(str(snaps[1]))
+    assert all(torch.equal(final[k], v) for k, v in _weights(run).items())  # the last one is last.safetensors
+    assert not torch.equal(first["deconvolution.weight"], final["deconvolution.weight"])  # and the first is earlier
+    assert load_model(run / "snapshots" / "iter_00000004").scale == 2
+    # Off by default: no folder.
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "snapshots").exists()
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, capsys):
     cfg, _ = tiny
     run = tmp_path / "run"

@@ -71,6 +71,9 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 2000
     log_every: int = 50
+    # Also keep the weights of every validation step in RUN/snapshots/ (tens of KB each for
+    # FSRCNN): curves on test sets afterwards (time-to-quality), never used to pick weights.
+    keep_snapshots: bool = False
     init_from: str | None = None  # start from this checkpoint's weights
     reinit: list = field(default_factory=list)  # module-name prefixes re-initialised after init_from
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -206,6 +206,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         # written first, a kill could leave a state whose best_psnr no best file holds.
         if metrics.get("val_psnr") == best:
             save_model(model, out / "best", **meta)
+        if cfg.keep_snapshots:
+            save_model(model, out / "snapshots" / f"iter_{iteration:08d}", **meta)
         save_model(model, out / "last", **meta)
         save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed})
 

@@ -1,0 +1,105 @@
+"""Time-to-quality: test-set PSNR of a run's snapshots against training wall-clock.
+
+Usage:
+  python scripts/time_to_quality.py RUN/snapshots [MORE_SNAPSHOT_DIRS ...] --data Set5 \
+      --target 33.16 [--figure docs/figures/time_to_quality.png] [--json out.json]
+
+Snapshots are what `srlab train --set keep_snapshots=true` writes (one checkpoint per
+validation step). Each is scored by the paper protocol (srlab.protocol.evaluate_folder);
+test sets are only looked at here, after training, never to pick weights. Wall-clock is
+the sidecar's elapsed_s plus, for a run started with --init-from, the elapsed_s of the
+checkpoint it started from (so a continuation counts the training before it). Several
+folders are one lineage: give them in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from srlab.checkpoint import load_model, read_sidecar  # noqa: E402
+from srlab.data.folder import resolve_data_path  # noqa: E402
+from srlab.imageio import atomic_write  # noqa: E402
+from srlab.inference import prepare  # noqa: E402
+from srlab.protocol import evaluate_folder  # noqa: E402
+
+
+def elapsed_before(meta: dict) -> float:
+    """Training time spent before this run: the elapsed_s of its --init-from checkpoint."""
+    source = (meta.get("config") or {}).get("init_from")
+    if not source:
+        return 0.0
+    try:
+        return float(read_sidecar(source).get("elapsed_s", 0.0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def score_snapshots(folders: list[Path], data: Path, offset_s: float | None = None) -> list[dict]:
+    rows = []
+    for folder in folders:
+        for weights in sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)):
+            meta = read_sidecar(weights)
+            model = prepare(load_model(weights))
+            result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
+            rows.append({
+                "snapshot": str(weights),
+                "iteration": meta["iteration"],
+                "wall_clock_s": (elapsed_before(meta) if offset_s is None else offset_s) + float(meta["elapsed_s"]),
+                "psnr": result.mean_psnr,
+                "ssim": result.mean_ssim,
+            })
+            print(f"{weights}  iteration {rows[-1]['iteration']:>7}  {rows[-1]['wall_clock_s'] / 60:7.1f} min  "
+                  f"{data.name} {rows[-1]['psnr']:.3f} dB", flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("snapshots", nargs="+", type=Path, help="folders of snapshot checkpoints, in training order")
+    parser.add_argument("--data", default="Set5", help="test folder (looked up under $SRLAB_DATA / ../shared/data)")
+    parser.add_argument("--target", type=float, required=True, help="PSNR to reach, dB (e.g. the paper's)")
+    parser.add_argument("--offset-s", type=float, help="training seconds before the first folder's run "
+                        "(default: the elapsed_s of its --init-from checkpoint, read from that file's sidecar)")
+    parser.add_argument("--figure", type=Path, help="write the curve as a PNG here")
+    parser.add_argument("--json", type=Path, help="write every row as JSON here")
+    args = parser.parse_args()
+
+    data = resolve_data_path(args.data)
+    rows = score_snapshots(args.snapshots, data, args.offset_s)
+    if not rows:
+        raise SystemExit(f"no snapshots in {', '.join(map(str, args.snapshots))}")
+    reached = next((r for r in rows if r["psnr"] >= args.target), None)
+    best = max(rows, key=lambda r: r["psnr"])
+    if reached:
+        print(f"first reached {args.target:.2f} dB on {data.name} after {reached['wall_clock_s'] / 60:.1f} min "
+              f"(iteration {reached['iteration']})")
+    else:
+        print(f"{args.target:.2f} dB on {data.name} not reached: best {best['psnr']:.3f} dB after "
+              f"{best['wall_clock_s'] / 60:.1f} min (iteration {best['iteration']})")
+    if args.json:
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps({"target": args.target, "data": data.name, "rows": rows}, indent=1)))
+    if args.figure:
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        ax.plot([r["wall_clock_s"] / 60 for r in rows], [r["psnr"] for r in rows], "o-", ms=3, label="snapshots")
+        ax.axhline(args.target, color="tab:red", ls="--", lw=1, label=f"target {args.target:.2f} dB")
+        ax.set_xlabel("training wall-clock (min, this machine)")
+        ax.set_ylabel(f"{data.name} PSNR (Y, dB)")
+        ax.set_title(f"time to quality: {Path(rows[0]['snapshot']).parent.parent.name}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        atomic_write(args.figure, lambda tmp: fig.savefig(tmp, format="png"))
+        plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
