@@ -307,3 +307,21 @@ def test_reference_configs_reproduce_the_reference_setting(name, model):
     assert cfg.schedule == "multistep" and cfg.gamma == 0.1 and cfg.milestones == [50 * epoch, 75 * epoch, 100 * epoch]
     assert cfg.iterations == 500 * epoch and cfg.val_every == epoch  # validate every epoch, keep the best
     assert cfg.val_data == "BSDS500/val" and cfg.val_limit is None and cfg.augment is False
+
+
+def test_time_budget_arithmetic(monkeypatch):
+    from srlab.train.trainer import TimeBudget
+
+    clock = iter([10.0, 15.0])
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
+    budget = TimeBudget(100.0, started=0.0)
+    assert budget.plan(49) is None and budget.plan(50) is None  # iteration 50 starts the stopwatch (t=10)
+    assert budget.plan(51) is None
+    # Iteration 300 at t=15: 250 iterations in 5 s = 50 it/s; 85 s left, 90% of them used.
+    assert budget.plan(300) == 300 + int(50 * 85 * 0.9)
+    assert budget.rate == pytest.approx(50.0)
+    # A budget already spent still trains one more step rather than none.
+    clock = iter([1.0, 2.0])
+    late = TimeBudget(1.0, started=0.0)
+    late.plan(50)
+    assert late.plan(300) == 301

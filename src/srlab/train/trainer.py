@@ -34,7 +34,7 @@ from . import distributed
 from .config import CALIBRATION_END, CALIBRATION_START, TrainConfig
 from .schedule import lr_factor
 
-__all__ = ["train", "TrainingDiverged", "RunDirError"]
+__all__ = ["train", "TimeBudget", "TrainingDiverged", "RunDirError"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,34 @@ def _check_finite(model: nn.Module, iteration: int, out: Path) -> None:
         )
 
 
+class TimeBudget:
+    """Turns a wall-clock budget into an iteration count, measured during warm-up.
+
+    ``plan(it)`` is called at the start of every iteration; it times the steps from
+    ``CALIBRATION_START`` to ``CALIBRATION_END`` (past the first, slow steps, and
+    before the learning rate leaves warm-up, so the schedule is not yet committed)
+    and at ``CALIBRATION_END`` returns how many iterations fit in the budget. The
+    count, not a deadline, is what the run keeps: the schedule is a function of it.
+    """
+
+    MARGIN = 0.9  # 10% of the remaining budget for validation and checkpoint writes
+
+    def __init__(self, seconds: float, started: float):
+        self.seconds, self.started = seconds, started
+        self.rate: float | None = None  # iterations per second, once measured
+        self._t_start: float | None = None
+
+    def plan(self, it: int) -> int | None:
+        if it == CALIBRATION_START:
+            self._t_start = time.perf_counter()
+        elif it == CALIBRATION_END and self._t_start is not None:
+            now = time.perf_counter()
+            self.rate = (CALIBRATION_END - CALIBRATION_START) / (now - self._t_start)
+            remaining = self.seconds - (now - self.started)
+            return max(it + 1, int(it + self.rate * remaining * self.MARGIN))
+        return None
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg.model`` and return a summary (iterations, best validation PSNR, paths)."""
     out = Path(out_dir)
@@ -215,26 +243,23 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    calibration_t = None
+    # A resumed run keeps the iteration count its first part planned.
+    budget = TimeBudget(cfg.time_budget_s, t0) if cfg.time_budget_s and start == 0 else None
     it = start
     while it < cfg.iterations:
-        if cfg.time_budget_s and start == 0 and it in (CALIBRATION_START, CALIBRATION_END):
-            now = time.perf_counter()
-            if it == CALIBRATION_START:
-                calibration_t = now
-            else:
-                rate = (CALIBRATION_END - CALIBRATION_START) / (now - calibration_t)
-                # 10% margin for validation and checkpoint writes.
-                planned = torch.tensor([max(it + 1, int(it + rate * (cfg.time_budget_s - (now - t0)) * 0.9))], device=device)
-                if dist_info.enabled:  # every rank must stop at the same step
-                    torch.distributed.broadcast(planned, 0)
-                cfg.iterations = int(planned.item())
-                # Keep validation to about 25 rounds, whatever speed the machine turned out to have.
-                cfg.val_every = max(cfg.val_every, cfg.iterations // 25)
-                bar.total = cfg.iterations
-                log.info("time budget %.0fs: %.1f it/s measured, training for %d iterations", cfg.time_budget_s, rate, cfg.iterations)
-                if dist_info.is_main:
-                    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+        planned = budget.plan(it) if budget else None
+        if planned is not None:
+            if dist_info.enabled:  # every rank must stop at the same step: rank 0's plan wins
+                shared = torch.tensor([planned], device=device)
+                torch.distributed.broadcast(shared, 0)
+                planned = int(shared.item())
+            cfg.iterations = planned
+            # Keep validation to about 25 rounds, whatever speed the machine turned out to have.
+            cfg.val_every = max(cfg.val_every, cfg.iterations // 25)
+            bar.total = cfg.iterations
+            log.info("time budget %.0fs: %.1f it/s measured, training for %d iterations", cfg.time_budget_s, budget.rate, cfg.iterations)
+            if dist_info.is_main:
+                atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
         factor = lr_factor(cfg, it)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group["lr_mult"]
