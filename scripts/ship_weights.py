@@ -4,7 +4,7 @@ Usage: python scripts/ship_weights.py CHECKPOINT.safetensors [--phase "where | c
 
 Writes src/srlab/weights/NAME_xS.{safetensors,json}; the sidecar keeps the checkpoint's
 own description (architecture, args, config, iteration, metrics) and adds the list of
-training phases that produced it, so `srlab.load_pretrained` users can see where the
+training phases that produced it (those of its --init-from checkpoint first), so `srlab.load_pretrained` users can see where the
 weights came from.
 """
 
@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import srlab
-from srlab.checkpoint import save_model
+from srlab.checkpoint import read_sidecar, save_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "srlab" / "weights"
 
@@ -29,6 +29,11 @@ def main() -> None:
     for key in ("format", "name", "arch", "args", "scale", "color", "srlab_version", "tensors"):
         meta.pop(key, None)
     phases = [dict(zip(("where", "command"), (p.strip() for p in phase.split("|", 1)))) for phase in args.phase]
+    # A run started with --init-from continues the phases that made its starting weights
+    # (read before writing: the source may be the very file being replaced).
+    source = (meta.get("config") or {}).get("init_from")
+    if source and Path(source).with_suffix(".json").is_file():
+        phases = read_sidecar(source).get("training_phases", []) + phases
     target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
     save_model(model.cpu(), target, **meta, training_phases=phases, trained_on="BSDS500/train (200 images, Y channel)")
     print(f"shipped {target}.safetensors")
