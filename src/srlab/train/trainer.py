@@ -110,8 +110,10 @@ def _check_writable(out: Path) -> None:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Delete temporary files that a killed atomic write left (``.NAME.XXXX.tmp.EXT``)."""
-    for tmp in out.glob(".*.tmp*"):
+    """Delete temporary files that a killed write left: ours (``.NAME.XXXX.tmp.EXT``, from
+    :func:`atomic_write`) and safetensors' own (``.tmpXXXXXX``: ``save_file`` writes one and
+    renames it, inside our atomic write)."""
+    for tmp in [*out.glob(".*.tmp*"), *out.glob(".tmp??????")]:
         if tmp.is_file():
             tmp.unlink()
             log.info("removed %s, left by an interrupted write", tmp)
