@@ -42,22 +42,26 @@ def elapsed_before(meta: dict) -> float:
         return 0.0
 
 
-def score_snapshots(folders: list[Path], data: Path, offset_s: float | None = None) -> list[dict]:
-    rows = []
+def score_snapshots(folders: list[Path], data: Path, offset_s: float | None = None, start: Path | None = None) -> list[dict]:
+    """Score ``start`` (at its own elapsed_s) and then every snapshot of ``folders`` on ``data``."""
+    snapshots = []
     for folder in folders:
-        for weights in sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)):
-            meta = read_sidecar(weights)
-            model = prepare(load_model(weights))
-            result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
-            rows.append({
-                "snapshot": str(weights),
-                "iteration": meta["iteration"],
-                "wall_clock_s": (elapsed_before(meta) if offset_s is None else offset_s) + float(meta["elapsed_s"]),
-                "psnr": result.mean_psnr,
-                "ssim": result.mean_ssim,
-            })
-            print(f"{weights}  iteration {rows[-1]['iteration']:>7}  {rows[-1]['wall_clock_s'] / 60:7.1f} min  "
-                  f"{data.name} {rows[-1]['psnr']:.3f} dB", flush=True)
+        snapshots += sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    rows = []
+    for weights in ([start] if start else []) + snapshots:
+        meta = read_sidecar(weights)
+        before = 0.0 if weights == start else elapsed_before(meta) if offset_s is None else offset_s
+        model = prepare(load_model(weights))
+        result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
+        rows.append({
+            "snapshot": str(weights),
+            "iteration": meta["iteration"],
+            "wall_clock_s": before + float(meta["elapsed_s"]),
+            "psnr": result.mean_psnr,
+            "ssim": result.mean_ssim,
+        })
+        print(f"{weights}  iteration {rows[-1]['iteration']:>7}  {rows[-1]['wall_clock_s'] / 60:7.1f} min  "
+              f"{data.name} {rows[-1]['psnr']:.3f} dB", flush=True)
     return rows
 
 
@@ -68,12 +72,14 @@ def main() -> int:
     parser.add_argument("--target", type=float, required=True, help="PSNR to reach, dB (e.g. the paper's)")
     parser.add_argument("--offset-s", type=float, help="training seconds before the first folder's run "
                         "(default: the elapsed_s of its --init-from checkpoint, read from that file's sidecar)")
+    parser.add_argument("--start", type=Path, help="also score this checkpoint first, at its own elapsed_s (the weights the run started from)")
+    parser.add_argument("--title", help="figure title (default: the run folder's name)")
     parser.add_argument("--figure", type=Path, help="write the curve as a PNG here")
     parser.add_argument("--json", type=Path, help="write every row as JSON here")
     args = parser.parse_args()
 
     data = resolve_data_path(args.data)
-    rows = score_snapshots(args.snapshots, data, args.offset_s)
+    rows = score_snapshots(args.snapshots, data, args.offset_s, args.start)
     if not rows:
         raise SystemExit(f"no snapshots in {', '.join(map(str, args.snapshots))}")
     reached = next((r for r in rows if r["psnr"] >= args.target), None)
@@ -92,7 +98,8 @@ def main() -> int:
         ax.axhline(args.target, color="tab:red", ls="--", lw=1, label=f"target {args.target:.2f} dB")
         ax.set_xlabel("training wall-clock (min, this machine)")
         ax.set_ylabel(f"{data.name} PSNR (Y, dB)")
-        ax.set_title(f"time to quality: {Path(rows[0]['snapshot']).parent.parent.name}")
+        folder = args.snapshots[0].resolve()
+        ax.set_title(args.title or f"time to quality: {(folder.parent if folder.name == 'snapshots' else folder).name}")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
