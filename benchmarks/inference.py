@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(profile_fast_path(args.profile)))
         return 0
     if args.sweep_tiles:
-        size, tiles = (360, 640), [None, (32, 640), (24, 640), (40, 320), (64, 160), (40, 160), (64, 64)]
+        size, tiles = (360, 640), [None, (32, 640), (24, 640), (48, 640), (64, 640), (40, 320), (64, 160), (40, 160), (64, 64)]
         if args.sweep_tiles.startswith("srcnn"):
             size, tiles = (180, 320), [None, (32, 640), (96, 640), (64, 1024), (128, 1024)]
         print("\n".join(sweep_tiles(args.sweep_tiles, size, tiles)))
