@@ -58,10 +58,11 @@ __all__ = [
 ]
 
 # Tile (rows, columns) in the grid the convolutions run on, measured with
-# `python benchmarks/inference.py --sweep-tiles fsrcnn` (docs/SPEED.md). Full-width
-# bands of a 640-wide image need no left/right halo; 32 rows keep a tile's 56-channel
-# maps at a few MB, and the 15-row halo costs ~20% extra multiply-adds.
-DEFAULT_TILE = (32, 640)
+# `python benchmarks/inference.py --sweep-tiles fsrcnn` on a quiet machine (docs/SPEED.md):
+# full-width bands of a 640-wide image need no left/right halo, and 48 rows (45 after
+# evening out over 2 threads) beat 32: the 15-row halo costs less than the maps' extra
+# size outside L2 (1 thread, 1080p output: 85.8 ms against 96.0; 64 rows: 82.4).
+DEFAULT_TILE = (48, 640)
 
 
 @dataclass(frozen=True)
