@@ -141,3 +141,16 @@ def test_torchrun_cli(image_folder, tmp_path):
     ddp = load_file(str(tmp_path / "run" / "last.safetensors"))
     _assert_close(ddp, _single_process(cfg, tmp_path / "single"), atol=1e-6)
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["batch_size"] == 8
+
+
+def test_pick_device_gives_each_local_rank_its_own_gpu(monkeypatch):
+    from srlab.train.distributed import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto", 5) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("auto", 1) == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"local rank 2 has no GPU of its own: 2 visible.*--nproc_per_node=2"):
+        pick_device("auto", 2)
+    assert pick_device("cpu", 7) == torch.device("cpu")

@@ -34,7 +34,16 @@ class DistInfo:
 def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
     """CUDA when present (one GPU per local rank), else CPU; ``requested`` overrides."""
     if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        visible = torch.cuda.device_count()
+        if local_rank >= visible:
+            # Without this, two ranks would share a GPU, or CUDA would fail with an invalid-ordinal error.
+            raise ValueError(
+                f"local rank {local_rank} has no GPU of its own: {visible} visible; start at most {visible} "
+                f"processes per node (torchrun --nproc_per_node={visible}) or set device: cpu"
+            )
+        return torch.device(f"cuda:{local_rank}")
     return torch.device(requested)
 
 
