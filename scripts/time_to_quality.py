@@ -8,8 +8,10 @@ Snapshots are what `srlab train --set keep_snapshots=true` writes (one checkpoin
 validation step). Each is scored by the paper protocol (srlab.protocol.evaluate_folder);
 test sets are only looked at here, after training, never to pick weights. Wall-clock is
 the sidecar's elapsed_s plus, for a run started with --init-from, the elapsed_s of the
-checkpoint it started from (so a continuation counts the training before it). Several
-folders are one lineage: give them in order.
+checkpoint it started from (so a continuation counts the training before it), read from
+that file as it is now: if it has been replaced since (shipping a continuation over the
+weights it started from does that), pass the old value with --offset-s. Several folders
+are one lineage: give them in order.
 """
 
 from __future__ import annotations
