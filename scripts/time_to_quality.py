@@ -8,9 +8,10 @@ Snapshots are what `srlab train --set keep_snapshots=true` writes (one checkpoin
 validation step). Each is scored by the paper protocol (srlab.protocol.evaluate_folder);
 test sets are only looked at here, after training, never to pick weights. Wall-clock is
 the sidecar's elapsed_s plus, for a run started with --init-from, the elapsed_s of the
-checkpoint it started from (so a continuation counts the training before it), read from
-that file as it is now: if it has been replaced since (shipping a continuation over the
-weights it started from does that), pass the old value with --offset-s. Several folders
+checkpoint it started from (so a continuation counts the training before it): srlab train
+records it in every checkpoint (``init_from_elapsed_s``); for runs from before that, it is
+read from the file as it is now, and if that has been replaced since (shipping a
+continuation over the weights it started from does that), pass the old value with --offset-s. Several folders
 are one lineage: give them in order.
 """
 
@@ -34,7 +35,10 @@ from srlab.protocol import evaluate_folder  # noqa: E402
 
 
 def elapsed_before(meta: dict) -> float:
-    """Training time spent before this run: the elapsed_s of its --init-from checkpoint."""
+    """Training time spent before this run: the elapsed_s of its --init-from checkpoint
+    (recorded by srlab train since this script exists; read from that file for older runs)."""
+    if isinstance(meta.get("init_from_elapsed_s"), (int, float)):
+        return float(meta["init_from_elapsed_s"])
     source = (meta.get("config") or {}).get("init_from")
     if not source:
         return 0.0

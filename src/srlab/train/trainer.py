@@ -51,9 +51,13 @@ def _last_parameterised(model: nn.Module) -> str:
     return [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))][-1]
 
 
-def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
-    """Copy weights from ``cfg.init_from``, keeping fresh init for ``cfg.reinit`` prefixes."""
-    source = load_model(cfg.init_from).state_dict()
+def _init_from(model: nn.Module, cfg: TrainConfig) -> float | None:
+    """Copy weights from ``cfg.init_from``, keeping fresh init for ``cfg.reinit`` prefixes.
+
+    Returns the source's own training time (its sidecar's ``elapsed_s``), if it has one.
+    """
+    loaded = load_model(cfg.init_from)
+    source = loaded.state_dict()
     prefixes = [_last_parameterised(model) if p == "last_part" else p for p in cfg.reinit]
     own = model.state_dict()
     keep = {k: v for k, v in source.items() if not any(k == p or k.startswith(p + ".") for p in prefixes)}
@@ -63,6 +67,8 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     own.update(keep)
     model.load_state_dict(own)
     log.info("initialised from %s; re-initialised: %s", cfg.init_from, ", ".join(prefixes) or "nothing")
+    elapsed = getattr(loaded, "checkpoint_meta", {}).get("elapsed_s")
+    return float(elapsed) if isinstance(elapsed, (int, float)) else None
 
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -194,8 +200,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     torch.manual_seed(cfg.seed)
     model_scale = 1 if cfg.dataset == "reference" else cfg.scale
     model = create_model(cfg.model, model_scale, **cfg.model_args)
+    init_elapsed = None
     if cfg.init_from:
-        _init_from(model, cfg)
+        # Kept with every checkpoint: the training time behind the starting weights, for
+        # time-to-quality curves even after that file is replaced.
+        init_elapsed = _init_from(model, cfg)
     model.to(device).train()
     optimizer = _make_optimizer(model, cfg)
     sampler = _make_sampler(cfg, device)
@@ -206,6 +215,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         extra, info = load_train_state(out / "last", model, optimizer)
         sampler.load_state_dict({k[len("sampler.") :]: v for k, v in extra.items() if k.startswith("sampler.")})
         start, best, elapsed_before = info["iteration"], info["best_psnr"], info["elapsed_s"]
+        init_elapsed = info.get("init_from_elapsed_s", init_elapsed)
         log.info("resumed %s at iteration %d", out, start)
     elif resume:
         log.info("no checkpoint in %s yet; starting from scratch", out)
@@ -230,6 +240,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     def save(iteration: int, metrics: dict) -> None:
         elapsed = elapsed_before + time.perf_counter() - t0
         meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed}
+        if init_elapsed is not None:
+            meta["init_from_elapsed_s"] = init_elapsed
         state = {f"sampler.{k}": v for k, v in sampler.state_dict().items()}
         # The resumable state goes last: it is the commit point. A run killed before it
         # resumes from the previous state and writes best/last of this step again;
@@ -239,7 +251,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         if cfg.keep_snapshots:
             save_model(model, out / "snapshots" / f"iter_{iteration:08d}", **meta)
         save_model(model, out / "last", **meta)
-        save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed})
+        info = {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed}
+        if init_elapsed is not None:
+            info["init_from_elapsed_s"] = init_elapsed
+        save_train_state(out / "last", model, optimizer, state, info)
 
     def log_line(record: dict) -> None:
         with open(metrics_path, "a") as f:
