@@ -54,7 +54,8 @@ def main() -> None:
     previous = json.loads(RESULTS_JSON.read_text()) if args.only and RESULTS_JSON.exists() else []
     rows, everything = [], []
     for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
-        kept = [r for r in previous if r["model"] == name and r["scale"] == scale]
+        # Earlier rows for the same sets, in this run's order (set names are folder names).
+        kept = [r for f in folders for r in previous if (r["model"], r["scale"], r["set"]) == (name, scale, Path(f).name)]
         if args.only and f"{name}_x{scale}" not in args.only and len(kept) == len(folders):
             results = kept
         else:

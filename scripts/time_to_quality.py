@@ -9,10 +9,10 @@ validation step). Each is scored by the paper protocol (srlab.protocol.evaluate_
 test sets are only looked at here, after training, never to pick weights. Wall-clock is
 the sidecar's elapsed_s plus, for a run started with --init-from, the elapsed_s of the
 checkpoint it started from (so a continuation counts the training before it): srlab train
-records it in every checkpoint (``init_from_elapsed_s``); for runs from before that, it is
-read from the file as it is now, and if that has been replaced since (shipping a
-continuation over the weights it started from does that), pass the old value with --offset-s. Several folders
-are one lineage: give them in order.
+records it in every checkpoint (``init_from_elapsed_s``). For runs from before that, it is
+read from the file as it is now; if that has been replaced since (shipping a continuation
+over the weights it started from does that), pass the old value with --offset-s. Several
+folders are one lineage: give them in order.
 """
 
 from __future__ import annotations

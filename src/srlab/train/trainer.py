@@ -67,7 +67,7 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> float | None:
     own.update(keep)
     model.load_state_dict(own)
     log.info("initialised from %s; re-initialised: %s", cfg.init_from, ", ".join(prefixes) or "nothing")
-    elapsed = getattr(loaded, "checkpoint_meta", {}).get("elapsed_s")
+    elapsed = loaded.checkpoint_meta.get("elapsed_s")
     return float(elapsed) if isinstance(elapsed, (int, float)) else None
 
 
@@ -113,6 +113,11 @@ def _check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise RunDirError(f"{out}: cannot write checkpoints here ({exc.strerror or exc})") from None
+
+
+def _write_config(out: Path, cfg: TrainConfig) -> None:
+    """The resolved configuration, as the run uses it (``iterations`` included once calibrated)."""
+    atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -224,7 +229,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         _trim_metrics(out / "metrics.jsonl", start)
 
     if dist_info.is_main:
-        atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+        _write_config(out, cfg)
     net = nn.parallel.DistributedDataParallel(model) if dist_info.enabled else model
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
     per_rank = cfg.batch_size // dist_info.world_size
@@ -239,9 +244,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
 
     def save(iteration: int, metrics: dict) -> None:
         elapsed = elapsed_before + time.perf_counter() - t0
-        meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed}
-        if init_elapsed is not None:
-            meta["init_from_elapsed_s"] = init_elapsed
+        lineage = {} if init_elapsed is None else {"init_from_elapsed_s": init_elapsed}
+        meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed, **lineage}
         state = {f"sampler.{k}": v for k, v in sampler.state_dict().items()}
         # The resumable state goes last: it is the commit point. A run killed before it
         # resumes from the previous state and writes best/last of this step again;
@@ -251,10 +255,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         if cfg.keep_snapshots:
             save_model(model, out / "snapshots" / f"iter_{iteration:08d}", **meta)
         save_model(model, out / "last", **meta)
-        info = {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed}
-        if init_elapsed is not None:
-            info["init_from_elapsed_s"] = init_elapsed
-        save_train_state(out / "last", model, optimizer, state, info)
+        save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed, **lineage})
 
     def log_line(record: dict) -> None:
         with open(metrics_path, "a") as f:
@@ -276,7 +277,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             bar.total = cfg.iterations
             log.info("time budget %.0fs: %.1f it/s measured, training for %d iterations", cfg.time_budget_s, budget.rate, cfg.iterations)
             if dist_info.is_main:
-                atomic_write(out / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+                _write_config(out, cfg)
         factor = lr_factor(cfg, it)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group["lr_mult"]
