@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import srlab
-from srlab.checkpoint import read_sidecar, save_model
+from srlab.checkpoint import read_sidecar, save_model, training_time_s
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "srlab" / "weights"
 
@@ -33,7 +33,12 @@ def main() -> None:
     # (read before writing: the source may be the very file being replaced).
     source = (meta.get("config") or {}).get("init_from")
     if source and Path(source).with_suffix(".json").is_file():
-        phases = read_sidecar(source).get("training_phases", []) + phases
+        before = read_sidecar(source)
+        phases = before.get("training_phases", []) + phases
+        # All the training time behind the starting weights, as srlab train now records it;
+        # also repairs runs from before that fix, which recorded only the last phase's time.
+        if training_time_s(before) is not None:
+            meta["init_from_elapsed_s"] = training_time_s(before)
     target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
     save_model(model.cpu(), target, **meta, training_phases=phases, trained_on="BSDS500/train (200 images, Y channel)")
     print(f"shipped {target}.safetensors")

@@ -11,7 +11,8 @@ the sidecar's elapsed_s plus, for a run started with --init-from, the elapsed_s 
 checkpoint it started from (so a continuation counts the training before it): srlab train
 records it in every checkpoint (``init_from_elapsed_s``). For runs from before that, it is
 read from the file as it is now; if that has been replaced since (shipping a continuation
-over the weights it started from does that), pass the old value with --offset-s. Several
+over the weights it started from does that), or if the run predates the fix that made it
+count the whole lineage, pass the right value with --offset-s, one per folder. Several
 folders are one lineage: give them in order.
 """
 
@@ -27,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from srlab.checkpoint import load_model, read_sidecar  # noqa: E402
+from srlab.checkpoint import load_model, read_sidecar, training_time_s  # noqa: E402
 from srlab.data.folder import resolve_data_path  # noqa: E402
 from srlab.imageio import atomic_write  # noqa: E402
 from srlab.inference import prepare  # noqa: E402
@@ -43,20 +44,25 @@ def elapsed_before(meta: dict) -> float:
     if not source:
         return 0.0
     try:
-        return float(read_sidecar(source).get("elapsed_s", 0.0))
+        return training_time_s(read_sidecar(source)) or 0.0
     except (OSError, ValueError):
         return 0.0
 
 
-def score_snapshots(folders: list[Path], data: Path, offset_s: float | None = None, start: Path | None = None) -> list[dict]:
-    """Score ``start`` (at its own elapsed_s) and then every snapshot of ``folders`` on ``data``."""
-    snapshots = []
-    for folder in folders:
-        snapshots += sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+def score_snapshots(folders: list[Path], data: Path, offsets_s: list[float] | None = None, start: Path | None = None) -> list[dict]:
+    """Score ``start`` (at the training time behind it) and then every snapshot of ``folders`` on ``data``.
+
+    ``offsets_s``: training seconds before each folder's run (default: from the sidecars)."""
+    if offsets_s is not None and len(offsets_s) != len(folders):
+        raise SystemExit(f"--offset-s: {len(offsets_s)} value(s) for {len(folders)} folder(s); give one per folder")
+    snapshots = [(start, None)] if start else []
+    for i, folder in enumerate(folders):
+        found = sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        snapshots += [(weights, None if offsets_s is None else offsets_s[i]) for weights in found]
     rows = []
-    for weights in ([start] if start else []) + snapshots:
+    for weights, offset in snapshots:
         meta = read_sidecar(weights)
-        before = 0.0 if weights == start else elapsed_before(meta) if offset_s is None else offset_s
+        before = elapsed_before(meta) if offset is None else offset
         model = prepare(load_model(weights))
         result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
         rows.append({
@@ -76,9 +82,9 @@ def main() -> int:
     parser.add_argument("snapshots", nargs="+", type=Path, help="folders of snapshot checkpoints, in training order")
     parser.add_argument("--data", default="Set5", help="test folder (looked up under $SRLAB_DATA / ../shared/data)")
     parser.add_argument("--target", type=float, required=True, help="PSNR to reach, dB (e.g. the paper's)")
-    parser.add_argument("--offset-s", type=float, help="training seconds before the first folder's run "
-                        "(default: the elapsed_s of its --init-from checkpoint, read from that file's sidecar)")
-    parser.add_argument("--start", type=Path, help="also score this checkpoint first, at its own elapsed_s (the weights the run started from)")
+    parser.add_argument("--offset-s", type=float, nargs="+", help="training seconds before each folder's run, one "
+                        "value per folder (default: recorded in the snapshots, or read from the --init-from file)")
+    parser.add_argument("--start", type=Path, help="also score this checkpoint first, at the training time behind it (the weights the run started from)")
     parser.add_argument("--title", help="figure title (default: the run folder's name)")
     parser.add_argument("--figure", type=Path, help="write the curve as a PNG here")
     parser.add_argument("--json", type=Path, help="write every row as JSON here")

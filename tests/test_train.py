@@ -193,7 +193,8 @@ def test_init_from_with_reinit_of_the_last_part(tiny, tmp_path):
     with torch.no_grad():  # make every source tensor unmistakable
         for p in source.parameters():
             p.fill_(0.05)
-    save_model(source, tmp_path / "x3", elapsed_s=1234.5)
+    # The source is itself a continuation: 1000 s of its own on top of 234.5 s before it.
+    save_model(source, tmp_path / "x3", elapsed_s=1000.0, init_from_elapsed_s=234.5)
     run = tmp_path / "x2"
     # One step at a negligible lr: what we see is what init_from/reinit produced.
     args = ["-q", "train", "--config", str(cfg), "--set", "iterations=1", "--set", "lr=1e-12", "--set", "val_every=1"]
@@ -206,8 +207,9 @@ def test_init_from_with_reinit_of_the_last_part(tiny, tmp_path):
             torch.testing.assert_close(v, src[k], atol=1e-8, rtol=0, msg=f"{k} was not copied from the source")
     # The deconvolution got the paper's fresh init, not leftovers: N(0, 0.001), zero bias.
     assert got["deconvolution.weight"].std().item() < 0.01 and got["deconvolution.bias"].abs().max() < 1e-6
-    # The source's training time travels with the run's checkpoints (time-to-quality), also
-    # after the source file is replaced, and through the resumable state.
+    # All the source's training time (its run's and its lineage's) travels with the run's
+    # checkpoints (time-to-quality), also after the source file is replaced, and through
+    # the resumable state.
     assert json.loads((run / "last.json").read_text())["init_from_elapsed_s"] == 1234.5
     save_model(source, tmp_path / "x3", elapsed_s=99.0)
     assert main(["-q", "train", "--out", str(run), "--resume", "--set", "iterations=2"]) == 0

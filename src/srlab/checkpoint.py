@@ -37,6 +37,7 @@ __all__ = [
     "save_model",
     "load_model",
     "read_sidecar",
+    "training_time_s",
     "save_train_state",
     "load_train_state",
 ]
@@ -164,6 +165,17 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1 or meta["scale"] != scale:
         raise CheckpointError(f"{sidecar}: 'scale' must be a positive integer, the same at the top and in 'args' (got {meta['scale']!r} and {scale!r})")
     return meta
+
+
+def training_time_s(meta: dict) -> float | None:
+    """Training time behind a checkpoint, from its description: its run's ``elapsed_s`` plus
+    ``init_from_elapsed_s``, the time behind the weights that run started from (so a chain
+    of continuations adds up). None when it records no time."""
+    elapsed = meta.get("elapsed_s")
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)):
+        return None
+    before = meta.get("init_from_elapsed_s")
+    return float(elapsed) + (float(before) if isinstance(before, (int, float)) and not isinstance(before, bool) else 0.0)
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:

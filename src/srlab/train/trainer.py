@@ -24,7 +24,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import load_model, load_train_state, save_model, save_train_state
+from ..checkpoint import load_model, load_train_state, save_model, save_train_state, training_time_s
 from ..data import CenterCropSampler, PatchSampler, load_y_images
 from ..imageio import atomic_write
 from ..imresize import imresize
@@ -54,7 +54,8 @@ def _last_parameterised(model: nn.Module) -> str:
 def _init_from(model: nn.Module, cfg: TrainConfig) -> float | None:
     """Copy weights from ``cfg.init_from``, keeping fresh init for ``cfg.reinit`` prefixes.
 
-    Returns the source's own training time (its sidecar's ``elapsed_s``), if it has one.
+    Returns the training time behind the source, if it records one: its own ``elapsed_s``
+    plus the time behind *its* starting weights, so a chain of continuations adds up.
     """
     loaded = load_model(cfg.init_from)
     source = loaded.state_dict()
@@ -67,8 +68,7 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> float | None:
     own.update(keep)
     model.load_state_dict(own)
     log.info("initialised from %s; re-initialised: %s", cfg.init_from, ", ".join(prefixes) or "nothing")
-    elapsed = loaded.checkpoint_meta.get("elapsed_s")
-    return float(elapsed) if isinstance(elapsed, (int, float)) else None
+    return training_time_s(loaded.checkpoint_meta)
 
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
