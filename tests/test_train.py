@@ -160,6 +160,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         ("batch_size=0", r"batch_size: must be >= 1"),
         ("batch_size=many", r"batch_size: expected an integer"),
         ("lr=-1", r"lr: must be > 0"),
+        ("loss_border=-1", r"loss_border: must be >= 0"),
+        ("loss_border=17", r"loss_border: 17 on each side leaves nothing of the 33x33 HR patch"),
     ],
 )
 def test_config_errors_list_what_is_valid(override, message, capsys, tmp_path):
@@ -169,6 +171,40 @@ def test_config_errors_list_what_is_valid(override, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("srlab train: error:")
     assert not (tmp_path / "r").exists()
+
+
+def test_loss_border_leaves_the_patch_edge_out_of_the_loss():
+    torch.manual_seed(0)
+    sr, hr = torch.rand(2, 1, 12, 12), torch.rand(2, 1, 12, 12)
+    inner = (slice(None), slice(None), slice(3, 9), slice(3, 9))
+    assert trainer_module.patch_loss(sr, hr, "mse", 3).item() == pytest.approx(((sr[inner] - hr[inner]) ** 2).mean().item())
+    assert trainer_module.patch_loss(sr, hr, "l1", 3).item() == pytest.approx((sr[inner] - hr[inner]).abs().mean().item())
+    assert trainer_module.patch_loss(sr, hr, "mse", 0).item() == pytest.approx(((sr - hr) ** 2).mean().item())
+    # Changing the outer 3 pixels of the target changes nothing; one pixel inside does.
+    edged = hr.clone()
+    edged[..., :3, :] = 5.0
+    edged[..., :, -3:] = -5.0
+    assert trainer_module.patch_loss(sr, edged, "mse", 3).item() == trainer_module.patch_loss(sr, hr, "mse", 3).item()
+    edged[0, 0, 3, 3] += 1.0
+    assert trainer_module.patch_loss(sr, edged, "mse", 3).item() > trainer_module.patch_loss(sr, hr, "mse", 3).item()
+
+
+def test_loss_border_trains_only_on_the_interior(tiny, tmp_path, monkeypatch):
+    """Every step's loss is taken with the configured border, and the config records it."""
+    cfg, _ = tiny
+    seen = []
+    real = trainer_module.patch_loss
+
+    def spy(sr, hr, loss, border):
+        seen.append((tuple(sr.shape), border))
+        return real(sr, hr, loss, border)
+
+    monkeypatch.setattr(trainer_module, "patch_loss", spy)
+    run = tmp_path / "border"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "loss_border=2", "--out", str(run)]) == 0
+    assert seen and all(shape == (4, 1, 12, 12) and border == 2 for shape, border in seen)
+    assert yaml.safe_load((run / "config.yaml").read_text())["loss_border"] == 2
+    assert all(torch.isfinite(t).all() for t in _weights(run).values())
 
 
 def test_unknown_key_in_a_file_is_an_error(tmp_path):

@@ -63,6 +63,11 @@ class TrainConfig:
     decay_start: float = 0.0  # cosine: fraction of the run at constant lr before the decay
     min_lr_ratio: float = 0.0  # cosine: final lr as a fraction of lr
     loss: str = "mse"  # mse | l1
+    # HR pixels left out of the loss on each side of the output patch. The network sees only
+    # the LR patch, so outputs near its edge are computed from zero padding, not image: on
+    # small patches that is most of the patch, while on a test image it is a thin border.
+    # Leaving them out (the SRCNN paper's "valid" convolutions) trains what is measured.
+    loss_border: int = 0
     grad_clip: float | None = None
     # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
     # during warm-up (so the schedule is unchanged) and written to config.yaml.
@@ -152,6 +157,11 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"scale_augment: expected a list of numbers in (0, 1], got {cfg.scale_augment}")
     if any(not (0 < f <= 1) for f in cfg.scale_augment):
         raise ConfigError(f"scale_augment: factors must be in (0, 1], got {cfg.scale_augment}")
+    if cfg.loss_border < 0:
+        raise ConfigError(f"loss_border: must be >= 0, got {cfg.loss_border}")
+    hr_patch = cfg.lr_patch * cfg.scale
+    if cfg.dataset == "patches" and 2 * cfg.loss_border >= hr_patch:
+        raise ConfigError(f"loss_border: {cfg.loss_border} on each side leaves nothing of the {hr_patch}x{hr_patch} HR patch (lr_patch {cfg.lr_patch} x scale {cfg.scale})")
     if cfg.warmup < 0:
         raise ConfigError(f"warmup: must be >= 0, got {cfg.warmup}")
     if cfg.val_limit is not None and cfg.val_limit < 1:

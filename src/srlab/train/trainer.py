@@ -34,7 +34,7 @@ from . import distributed
 from .config import CALIBRATION_END, CALIBRATION_START, TrainConfig
 from .schedule import lr_factor
 
-__all__ = ["train", "TimeBudget", "TrainingDiverged", "RunDirError"]
+__all__ = ["train", "patch_loss", "TimeBudget", "TrainingDiverged", "RunDirError"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
         mult = next((m for p, m in cfg.lr_multipliers.items() if name.startswith(p)), 1.0)
         groups.setdefault(float(mult), []).append(param)
     return [{"params": ps, "lr_mult": m, "lr": cfg.lr * m} for m, ps in groups.items()]
+
+
+def patch_loss(sr: torch.Tensor, hr: torch.Tensor, loss: str = "mse", border: int = 0) -> torch.Tensor:
+    """MSE or L1 of ``sr`` against ``hr``, leaving ``border`` pixels out on each side."""
+    if border:
+        sr, hr = sr[..., border:-border, border:-border], hr[..., border:-border, border:-border]
+    return F.l1_loss(sr, hr) if loss == "l1" else F.mse_loss(sr, hr)
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -231,7 +238,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     if dist_info.is_main:
         _write_config(out, cfg)
     net = nn.parallel.DistributedDataParallel(model) if dist_info.enabled else model
-    loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
     per_rank = cfg.batch_size // dist_info.world_size
     if per_rank * dist_info.world_size != cfg.batch_size:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {dist_info.world_size} processes")
@@ -282,7 +288,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group["lr_mult"]
         lr_batch, hr_batch = sampler.sample(cfg.batch_size)
-        loss = loss_fn(net(lr_batch[rank_slice]), hr_batch[rank_slice])
+        loss = patch_loss(net(lr_batch[rank_slice]), hr_batch[rank_slice], cfg.loss, cfg.loss_border)
         # The loss of the whole global batch: what is logged, and what every rank checks, so a
         # NaN on one rank's slice stops all of them at the same step (none waits in a collective).
         global_loss = loss.detach()
