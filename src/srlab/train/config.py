@@ -66,7 +66,8 @@ class TrainConfig:
     # HR pixels left out of the loss on each side of the output patch. The network sees only
     # the LR patch, so outputs near its edge are computed from zero padding, not image: on
     # small patches that is most of the patch, while on a test image it is a thin border.
-    # Leaving them out (the SRCNN paper's "valid" convolutions) trains what is measured.
+    # Leaving them out (the SRCNN paper's "valid" convolutions) trains the interior only; a
+    # test image's own edges then go untrained, so end with a phase at 0 (docs/TRAINING.md).
     loss_border: int = 0
     grad_clip: float | None = None
     # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
