@@ -189,7 +189,7 @@ def test_loss_border_leaves_the_patch_edge_out_of_the_loss():
     assert trainer_module.patch_loss(sr, edged, "mse", 3).item() > trainer_module.patch_loss(sr, hr, "mse", 3).item()
 
 
-def test_loss_border_trains_only_on_the_interior(tiny, tmp_path, monkeypatch):
+def test_train_takes_every_loss_with_the_configured_border(tiny, tmp_path, monkeypatch):
     """Every step's loss is taken with the configured border, and the config records it."""
     cfg, _ = tiny
     seen = []
