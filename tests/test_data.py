@@ -147,6 +147,21 @@ def test_data_root_from_environment_and_resolution(tmp_path, monkeypatch):
         resolve_data_path("Set99")
 
 
+def test_missing_data_without_any_root_names_the_resolved_defaults(tmp_path, monkeypatch):
+    # Run from a folder with neither ../shared/data nor ./data: the error must say where the
+    # defaults point, since they are relative to the working directory.
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("SRLAB_DATA", raising=False)
+    assert data_root() is None
+    with pytest.raises(FileNotFoundError) as info:
+        resolve_data_path("Set5")
+    message = str(info.value)
+    assert "$SRLAB_DATA is unset" in message
+    assert str(tmp_path / "shared" / "data") in message and str(work / "data") in message
+
+
 def test_load_y_images_skips_a_bad_file_with_one_line_naming_it(image_folder, caplog):
     folder = image_folder("train", n=2, size=(20, 24))
     (folder / "bad.jpg").write_bytes(b"\xff\xd8 truncated jpeg")

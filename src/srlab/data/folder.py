@@ -41,9 +41,15 @@ def resolve_data_path(path: str | os.PathLike) -> Path:
     root = data_root()
     if root is not None and (root / p).exists():
         return root / p
-    looked = [str(p)] + ([str(root / p)] if root is not None else [])
+    if root is not None:
+        where = f"looked in: {p}, {root / p}"
+    else:
+        # The defaults are relative to the working directory; name them resolved, so a user running
+        # from elsewhere sees why nothing was found.
+        defaults = " nor ".join(str(r.resolve()) for r in _DEFAULT_ROOTS)
+        where = f"looked in: {p}; no data root: ${DATA_ENV} is unset and neither {defaults} exists"
     raise FileNotFoundError(
-        f"data folder {str(path)!r} not found (looked in: {', '.join(looked)}); set ${DATA_ENV} to the data root "
+        f"data folder {str(path)!r} not found ({where}); set ${DATA_ENV} to the data root "
         "or fetch it with `srlab data fetch bsds500 --to DIR`"
     )
 
