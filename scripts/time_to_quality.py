@@ -52,23 +52,28 @@ def elapsed_before(meta: dict) -> float:
 def score_snapshots(folders: list[Path], data: Path, offsets_s: list[float] | None = None, start: Path | None = None) -> list[dict]:
     """Score ``start`` (at the training time behind it) and then every snapshot of ``folders`` on ``data``.
 
-    ``offsets_s``: training seconds before each folder's run (default: from the sidecars)."""
+    ``offsets_s``: training seconds before each folder's run (default: from the sidecars);
+    when given, ``start`` is placed at the first of them: it is the weights the first run
+    began from, and its own sidecar may point at a file that has been replaced since."""
     if offsets_s is not None and len(offsets_s) != len(folders):
         raise SystemExit(f"--offset-s: {len(offsets_s)} value(s) for {len(folders)} folder(s); give one per folder")
-    snapshots = [(start, None)] if start else []
+    # (checkpoint, its wall-clock: None = from its sidecar, else a function of the sidecar)
+    jobs = []
+    if start:
+        jobs.append((start, None if offsets_s is None else (lambda meta: offsets_s[0])))
     for i, folder in enumerate(folders):
         found = sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-        snapshots += [(weights, None if offsets_s is None else offsets_s[i]) for weights in found]
+        after = None if offsets_s is None else (lambda meta, before=offsets_s[i]: before + float(meta["elapsed_s"]))
+        jobs += [(weights, after) for weights in found]
     rows = []
-    for weights, offset in snapshots:
+    for weights, wall_clock in jobs:
         meta = read_sidecar(weights)
-        before = elapsed_before(meta) if offset is None else offset
         model = prepare(load_model(weights))
         result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
         rows.append({
             "snapshot": str(weights),
             "iteration": meta["iteration"],
-            "wall_clock_s": before + float(meta["elapsed_s"]),
+            "wall_clock_s": wall_clock(meta) if wall_clock else elapsed_before(meta) + float(meta["elapsed_s"]),
             "psnr": result.mean_psnr,
             "ssim": result.mean_ssim,
         })
@@ -84,7 +89,8 @@ def main() -> int:
     parser.add_argument("--target", type=float, required=True, help="PSNR to reach, dB (e.g. the paper's)")
     parser.add_argument("--offset-s", type=float, nargs="+", help="training seconds before each folder's run, one "
                         "value per folder (default: recorded in the snapshots, or read from the --init-from file)")
-    parser.add_argument("--start", type=Path, help="also score this checkpoint first, at the training time behind it (the weights the run started from)")
+    parser.add_argument("--start", type=Path, help="also score this checkpoint first, at the training time behind it "
+                        "(the weights the run started from; at the first --offset-s when that is given)")
     parser.add_argument("--title", help="figure title (default: the run folder's name)")
     parser.add_argument("--figure", type=Path, help="write the curve as a PNG here")
     parser.add_argument("--json", type=Path, help="write every row as JSON here")
