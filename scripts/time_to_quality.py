@@ -57,23 +57,24 @@ def score_snapshots(folders: list[Path], data: Path, offsets_s: list[float] | No
     began from, and its own sidecar may point at a file that has been replaced since."""
     if offsets_s is not None and len(offsets_s) != len(folders):
         raise SystemExit(f"--offset-s: {len(offsets_s)} value(s) for {len(folders)} folder(s); give one per folder")
-    # (checkpoint, its wall-clock: None = from its sidecar, else a function of the sidecar)
-    jobs = []
+    # (checkpoint, training seconds before its run or None to read them from its sidecar,
+    # whether its own elapsed_s counts on top: not for a start placed at the first offset)
+    snapshots = []
     if start:
-        jobs.append((start, None if offsets_s is None else (lambda meta: offsets_s[0])))
+        snapshots.append((start, None, True) if offsets_s is None else (start, offsets_s[0], False))
     for i, folder in enumerate(folders):
         found = sorted(folder.glob("*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-        after = None if offsets_s is None else (lambda meta, before=offsets_s[i]: before + float(meta["elapsed_s"]))
-        jobs += [(weights, after) for weights in found]
+        snapshots += [(weights, None if offsets_s is None else offsets_s[i], True) for weights in found]
     rows = []
-    for weights, wall_clock in jobs:
+    for weights, before, own_elapsed in snapshots:
         meta = read_sidecar(weights)
+        wall_clock_s = (elapsed_before(meta) if before is None else before) + (float(meta["elapsed_s"]) if own_elapsed else 0.0)
         model = prepare(load_model(weights))
         result = evaluate_folder(lambda lr, m=model: m(lr.float()), data, meta["scale"], weights.stem)
         rows.append({
             "snapshot": str(weights),
             "iteration": meta["iteration"],
-            "wall_clock_s": wall_clock(meta) if wall_clock else elapsed_before(meta) + float(meta["elapsed_s"]),
+            "wall_clock_s": wall_clock_s,
             "psnr": result.mean_psnr,
             "ssim": result.mean_ssim,
         })
