@@ -2,11 +2,15 @@
 
 Usage: python scripts/results_table.py [--data-root ../shared/data] [--sets Set5 Set14 BSDS500/test]
                                       [--only fsrcnn_x3 ...]
+       python scripts/results_table.py --self-ensemble [--sets Set5 Set14]
 
 Runs `srlab eval` (through its Python entry point) for each shipped weight file, writes
 docs/results.json (every per-image score) and rewrites the table between the markers in
 docs/RESULTS.md. tests/test_pretrained.py re-checks the Set5 column against that table.
 With --only, just those models are evaluated again; the other rows come from docs/results.json.
+With --self-ensemble, every shipped model is scored again with `srlab eval --self-ensemble`
+(the 8 flips and rotations averaged, "fsrcnn+") and set beside its single-pass score from
+docs/results.json, in docs/results_self_ensemble.json and the second table of docs/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from srlab.pretrained import available_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "docs" / "RESULTS.md"
 RESULTS_JSON = ROOT / "docs" / "results.json"
+ENSEMBLE_JSON = ROOT / "docs" / "results_self_ensemble.json"
 BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+ENSEMBLE_BEGIN, ENSEMBLE_END = "<!-- self-ensemble-table:begin -->", "<!-- self-ensemble-table:end -->"
 README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
 # Published PSNR (Set5 / Set14), as quoted in REFERENCE-EXPERIMENT.md and the issue.
 PAPER = {
@@ -35,13 +41,57 @@ PAPER = {
 }
 
 
-def evaluate(model: str, scale: int, folders: list[str]) -> list[dict]:
+def evaluate(model: str, scale: int, folders: list[str], self_ensemble: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
-        code = srlab_main(["-q", "eval", "--model", model, "--scale", str(scale), "--data", *folders, "--json", out])
+        extra = ["--self-ensemble"] if self_ensemble else []
+        code = srlab_main(["-q", "eval", "--model", model, "--scale", str(scale), "--data", *folders, "--json", out, *extra])
         if code != 0:
             raise SystemExit(f"srlab eval failed for {model} x{scale}")
         return json.loads(Path(out).read_text())
+
+
+def scores(name: str, scale: int, folders: list[str], previous: list[dict], only: list[str] | None, self_ensemble: bool = False) -> list[dict]:
+    """One model's results on ``folders``: evaluated, or kept from ``previous`` when ``only`` leaves it out."""
+    label = name + "+" if self_ensemble else name
+    # Earlier rows for the same sets, in this run's order (set names are folder names).
+    kept = [r for f in folders for r in previous if (r["model"], r["scale"], r["set"]) == (label, scale, Path(f).name)]
+    if only and f"{name}_x{scale}" not in only and len(kept) == len(folders):
+        return kept
+    return evaluate(name, scale, folders, self_ensemble)
+
+
+def replace_between(path: Path, begin: str, end: str, body: str) -> None:
+    """Rewrite the text between two marker comments of ``path``."""
+    text = path.read_text()
+    if begin not in text:
+        raise SystemExit(f"{path} has no {begin} marker")
+    path.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S))
+
+
+def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
+    """Each shipped model with and without the 8-transform self-ensemble, PSNR per set."""
+    single = {(r["model"], r["scale"], r["set"]): r for r in json.loads(RESULTS_JSON.read_text())}
+    previous = json.loads(ENSEMBLE_JSON.read_text()) if only and ENSEMBLE_JSON.exists() else []
+    sets = [Path(f).name for f in folders]
+    rows, everything = [], []
+    for name, scale in available_pretrained():
+        results = scores(name, scale, folders, previous, only, self_ensemble=True)
+        everything += results
+        cells = []
+        for set_name, r in zip(sets, results):
+            one = single.get((name, scale, set_name))
+            base = f"{one['mean_psnr']:.2f}" if one else "-"
+            gain = f" ({r['mean_psnr'] - one['mean_psnr']:+.2f})" if one else ""
+            cells.append(f"{base} | {r['mean_psnr']:.2f}{gain}")
+        paper = PAPER.get((name, scale))
+        rows.append(f"| {name} | x{scale} | " + " | ".join(cells) + (f" | {paper[0]:.2f} / {paper[1]:.2f} |" if paper else " | - |"))
+        print(rows[-1], flush=True)
+    header = "| model | scale | " + " | ".join(f"{s} one pass | {s} + (8 passes; gain)" for s in sets) + " | paper (one pass) Set5 / Set14 |"
+    table = "\n".join([header, "|" + " --- |" * (2 * len(sets) + 3), *rows])
+    ENSEMBLE_JSON.write_text(json.dumps(everything, indent=1) + "\n")
+    replace_between(RESULTS_MD, ENSEMBLE_BEGIN, ENSEMBLE_END, table)
+    print(f"updated {RESULTS_MD} and {ENSEMBLE_JSON}")
 
 
 def main() -> None:
@@ -49,17 +99,18 @@ def main() -> None:
     parser.add_argument("--data-root", default=os.environ.get("SRLAB_DATA", str(ROOT.parent / "shared" / "data")))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSDS500/test"])
     parser.add_argument("--only", nargs="+", metavar="NAME_xS", help="re-evaluate only these (e.g. fsrcnn_x3); reuse the rest")
+    parser.add_argument("--self-ensemble", action="store_true", help="write the self-ensemble table instead (default sets: Set5 Set14)")
     args = parser.parse_args()
+    if args.self_ensemble and args.sets == parser.get_default("sets"):
+        args.sets = ["Set5", "Set14"]
     folders = [str(Path(args.data_root) / s) for s in args.sets]
+    if args.self_ensemble:
+        self_ensemble_table(folders, args.only)
+        return
     previous = json.loads(RESULTS_JSON.read_text()) if args.only and RESULTS_JSON.exists() else []
     rows, everything = [], []
     for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
-        # Earlier rows for the same sets, in this run's order (set names are folder names).
-        kept = [r for f in folders for r in previous if (r["model"], r["scale"], r["set"]) == (name, scale, Path(f).name)]
-        if args.only and f"{name}_x{scale}" not in args.only and len(kept) == len(folders):
-            results = kept
-        else:
-            results = evaluate(name, scale, folders)
+        results = scores(name, scale, folders, previous, args.only)
         everything += results
         cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
         paper = PAPER.get((name, scale))
@@ -76,13 +127,9 @@ def main() -> None:
             + (f"{paper[0]:.2f} / {paper[1]:.2f} |" if paper else "- |")
         )
     readme = ROOT / "README.md"
-    readme.write_text(
-        re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), README_BEGIN + "\n" + "\n".join(readme_rows) + "\n" + README_END, readme.read_text(), flags=re.S)
-    )
+    replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))
     RESULTS_JSON.write_text(json.dumps(everything, indent=1) + "\n")
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
-    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
-    RESULTS_MD.write_text(text)
+    replace_between(RESULTS_MD, BEGIN, END, table)
     print(f"updated {RESULTS_MD}")
 
 

@@ -30,6 +30,7 @@ from PIL import Image
 from torch import nn
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .ensemble import SelfEnsemble
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, atomic_write, open_image
 from .imresize import imresize
 from .inference import prepare, run
@@ -75,9 +76,20 @@ class Upscaler:
         tile: tile size in LR pixels; ``None`` = :data:`srlab.tiling.DEFAULT_TILE`,
             ``0`` = the whole image in one pass.
         device: where the model runs; tiles move there and back.
+        self_ensemble: average the model over the 8 flips and rotations of
+            each tile (:class:`srlab.ensemble.SelfEnsemble`): 8 times slower,
+            usually a little sharper and cleaner.
     """
 
-    def __init__(self, model: nn.Module, scale: int, mode: str = "sr", tile: int | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model: nn.Module,
+        scale: int,
+        mode: str = "sr",
+        tile: int | None = None,
+        device: str | torch.device = "cpu",
+        self_ensemble: bool = False,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
@@ -90,6 +102,9 @@ class Upscaler:
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be >= 0 (0 = no tiling), got {tile}")
         self.model = prepare(model.to(device))
+        if self_ensemble:
+            self.model = SelfEnsemble(self.model)
+        self.self_ensemble = self_ensemble
         self.scale = scale
         self.mode = mode
         self.tile = DEFAULT_TILE if tile is None else tile
@@ -466,7 +481,15 @@ def upscale_file(upscaler: Upscaler, src: Path, dst: Path, max_pixels: int | Non
 # -- the Python API ------------------------------------------------------------------
 
 
-def load_upscaler(model: str | nn.Module = "fsrcnn", scale: int = 3, weights: str | os.PathLike | None = None, mode: str = "sr", tile: int | None = None, device: str | torch.device = "cpu") -> Upscaler:
+def load_upscaler(
+    model: str | nn.Module = "fsrcnn",
+    scale: int = 3,
+    weights: str | os.PathLike | None = None,
+    mode: str = "sr",
+    tile: int | None = None,
+    device: str | torch.device = "cpu",
+    self_ensemble: bool = False,
+) -> Upscaler:
     """An :class:`Upscaler` from a model name (shipped weights), a checkpoint path or a module.
 
     In ``restore`` mode the model is loaded at scale 1. Missing shipped weights
@@ -478,21 +501,34 @@ def load_upscaler(model: str | nn.Module = "fsrcnn", scale: int = 3, weights: st
         net = model
     else:
         net = resolve_model(str(model), 1 if mode == "restore" else scale, weights)
-    return Upscaler(net, scale, mode, tile, device)
+    return Upscaler(net, scale, mode, tile, device, self_ensemble)
 
 
-def model_label(model: str | nn.Module, weights: str | os.PathLike | None = None) -> str:
-    """The name used in output file names: the checkpoint's stem, or the model name."""
+def model_label(model: str | nn.Module, weights: str | os.PathLike | None = None, self_ensemble: bool = False) -> str:
+    """The name used in output file names and tables: the checkpoint's stem, or the
+    model name; with ``self_ensemble`` a "+" is appended, as EDSR named its "EDSR+"."""
     if weights is not None:
-        return Path(weights).with_suffix("").name
-    if isinstance(model, nn.Module):
-        return str(getattr(model, "registry_name", type(model).__name__.lower()))
-    if model.endswith((".safetensors", ".json")) or os.sep in model:
-        return Path(model).with_suffix("").name
-    return model
+        label = Path(weights).with_suffix("").name
+    elif isinstance(model, nn.Module):
+        label = str(getattr(model, "registry_name", type(model).__name__.lower()))
+    elif model.endswith((".safetensors", ".json")) or os.sep in model:
+        label = Path(model).with_suffix("").name
+    else:
+        label = model
+    return label + "+" if self_ensemble else label
 
 
-def upscale(image, scale: int = 3, model: str | nn.Module = "fsrcnn", tile: int | None = None, *, weights: str | os.PathLike | None = None, mode: str = "sr", device: str | torch.device = "cpu"):
+def upscale(
+    image,
+    scale: int = 3,
+    model: str | nn.Module = "fsrcnn",
+    tile: int | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    mode: str = "sr",
+    device: str | torch.device = "cpu",
+    self_ensemble: bool = False,
+):
     """Upscale one image by ``scale`` and return it as the same kind of object.
 
     Args:
@@ -506,13 +542,14 @@ def upscale(image, scale: int = 3, model: str | nn.Module = "fsrcnn", tile: int 
         tile: tile size in LR pixels (None: the default, 0: no tiling).
         weights: a checkpoint to use instead of the shipped weights.
         mode: ``"sr"`` or ``"restore"`` (bicubic, then a scale-1 model).
+        self_ensemble: average over the 8 flips and rotations (8 times slower).
 
     Returns:
         PIL in -> PIL out (with ``info`` carrying ICC/EXIF/dpi), numpy -> numpy
         of the same dtype and layout, tensor -> tensor of the same dtype and
         device; all ``scale`` times larger.
     """
-    up = load_upscaler(model, scale, weights, mode, tile, device)
+    up = load_upscaler(model, scale, weights, mode, tile, device, self_ensemble)
     if isinstance(image, Image.Image):
         return up.pil(image)
     if isinstance(image, np.ndarray):

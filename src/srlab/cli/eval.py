@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..data import resolve_data_path
+from ..ensemble import SelfEnsemble
 from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
@@ -27,6 +28,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data", nargs="+", default=["builtin"], help="image folders, looked up under $SRLAB_DATA too; 'builtin' = the images shipped with srlab")
     p.add_argument("--json", help="write per-image and mean scores to this JSON file")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average over the 8 flips and rotations of each input (8x slower; scored as <model>+, not comparable with the papers' single passes)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)
 
@@ -35,8 +41,11 @@ def run(args) -> int:
     folders = [ASSETS_DIR if d == "builtin" else resolve_data_path(d) for d in args.data]
     results, any_failed = [], False
     name = Path(args.weights or args.model).stem if (args.weights or args.model.endswith(".safetensors")) else args.model
+    name += "+" if args.self_ensemble else ""
     for scale in args.scale:
         model = resolve_model(args.model, scale, args.weights).to(args.device)
+        if args.self_ensemble:
+            model = SelfEnsemble(model)
         model_fn = lambda lr, m=model: m(lr.float())  # noqa: E731
         if args.model == "bicubic" and args.weights is None:
             model_fn = model  # float64 all the way, exactly the published baseline

@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs (and ** in globs)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse inputs with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--self-ensemble", action="store_true", help="average the model over the 8 flips and rotations of the input (8x slower; outputs named <model>+)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)
 
@@ -54,8 +55,8 @@ def run(args) -> int:
     for message in problems:
         _error(message, None)
     failed = len(problems)
-    upscaler = load_upscaler(args.model, args.scale, args.weights, args.mode, args.tile, args.device)
-    label = model_label(args.model, args.weights)
+    upscaler = load_upscaler(args.model, args.scale, args.weights, args.mode, args.tile, args.device, args.self_ensemble)
+    label = model_label(args.model, args.weights, args.self_ensemble)
     out_dir = Path(args.out)
     inputs = {src.resolve() for src, _ in found}
 
