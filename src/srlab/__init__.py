@@ -11,6 +11,7 @@ Quick start::
 __version__ = "0.1.0"
 
 from .checkpoint import CheckpointError, load_model, save_model  # noqa: E402
+from .ensemble import SelfEnsemble  # noqa: E402
 from .features import extract_features  # noqa: E402
 from .imresize import imresize  # noqa: E402
 from .metrics import PSNR, SSIM, psnr, ssim  # noqa: E402
@@ -34,4 +35,5 @@ __all__ = [
     "PSNR",
     "SSIM",
     "upscale",
+    "SelfEnsemble",
 ]
