@@ -77,8 +77,8 @@ class Upscaler:
             ``0`` = the whole image in one pass.
         device: where the model runs; tiles move there and back.
         self_ensemble: average the model over the 8 flips and rotations of
-            each tile (:class:`srlab.ensemble.SelfEnsemble`): 8 times slower,
-            usually a little sharper and cleaner.
+            each tile (:class:`srlab.ensemble.SelfEnsemble`): 8 network passes,
+            0.07-0.25 dB higher PSNR for the shipped weights (docs/RESULTS.md).
     """
 
     def __init__(
@@ -542,7 +542,7 @@ def upscale(
         tile: tile size in LR pixels (None: the default, 0: no tiling).
         weights: a checkpoint to use instead of the shipped weights.
         mode: ``"sr"`` or ``"restore"`` (bicubic, then a scale-1 model).
-        self_ensemble: average over the 8 flips and rotations (8 times slower).
+        self_ensemble: average over the 8 flips and rotations (8 network passes per tile).
 
     Returns:
         PIL in -> PIL out (with ``info`` carrying ICC/EXIF/dpi), numpy -> numpy

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--self-ensemble",
         action="store_true",
-        help="average over the 8 flips and rotations of each input (8x slower; scored as <model>+, not comparable with the papers' single passes)",
+        help="average over the 8 flips and rotations of each input (8 network passes instead of 1; scored as <model>+, not comparable with the papers' single passes)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs (and ** in globs)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse inputs with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
-    p.add_argument("--self-ensemble", action="store_true", help="average the model over the 8 flips and rotations of the input (8x slower; outputs named <model>+)")
+    p.add_argument("--self-ensemble", action="store_true", help="average the model over the 8 flips and rotations of the input (8 network passes instead of 1; outputs named <model>+)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run)
 
