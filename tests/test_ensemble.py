@@ -115,3 +115,14 @@ def test_upscale_cli_names_outputs_with_a_plus(tmp_path):
     (made,) = out.iterdir()
     assert made.name == "in_fsrcnn+_x2.png"
     assert Image.open(made).size == (48, 40)
+
+
+def test_compare_cli_shows_a_plus_model_beside_its_single_pass(tmp_path, capsys):
+    from srlab.pretrained import ASSETS_DIR
+
+    fig = tmp_path / "fig.png"
+    assert main(["compare", str(ASSETS_DIR / "astronaut.png"), "--scale", "3", "--models", "fsrcnn,fsrcnn+", "--degrade", "--out", str(fig)]) == 0
+    scores = {line.split()[0]: float(line.split()[2]) for line in capsys.readouterr().out.splitlines() if "PSNR" in line}
+    assert set(scores) == {"fsrcnn", "fsrcnn+"}
+    assert scores["fsrcnn+"] > scores["fsrcnn"]
+    assert fig.is_file()

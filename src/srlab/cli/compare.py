@@ -25,7 +25,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--scale", type=int, default=3, help="zoom factor (default: 3)")
-    p.add_argument("--models", default="bicubic,srcnn_955,fsrcnn", help="comma-separated names (shipped weights) or checkpoint paths (default: bicubic,srcnn_955,fsrcnn)")
+    p.add_argument(
+        "--models",
+        default="bicubic,srcnn_955,fsrcnn",
+        help="comma-separated names (shipped weights) or checkpoint paths; a trailing + (fsrcnn+) averages that model over "
+        "the 8 flips and rotations (default: bicubic,srcnn_955,fsrcnn)",
+    )
     p.add_argument("--out", required=True, help="figure file (.png, .pdf, .svg)")
     p.add_argument("--crop", help="region to enlarge, x,y,w,h in IMAGE's pixels (default: the most detailed square)")
     p.add_argument("--degrade", action="store_true", help="treat IMAGE as ground truth: downscale first and score every method")
@@ -35,12 +40,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _method(name: str, args) -> tuple:
+    """(label, upscaler) for one --models entry; "NAME+" is NAME with the self-ensemble."""
+    plus = name.endswith("+")
+    base = name[:-1] if plus else name
+    return model_label(base, self_ensemble=plus), load_upscaler(base, args.scale, tile=args.tile, device=args.device, self_ensemble=plus)
+
+
 def run(args) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     if not names:
         raise ValueError("--models: give at least one model")
     # Load every model before reading the image: a missing weight fails fast.
-    methods = [(model_label(n), load_upscaler(n, args.scale, tile=args.tile, device=args.device)) for n in names]
+    methods = [_method(n, args) for n in names]
     image = np.asarray(open_image(args.image, args.max_pixels).convert("RGB"))
     comparison = run_comparison(image, args.scale, methods, degrade=args.degrade)
     # --crop is in IMAGE's pixels: the ground truth with --degrade, the LR input without.
