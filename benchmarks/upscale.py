@@ -3,6 +3,7 @@
     python benchmarks/upscale.py                   # 640x360 -> 1920x1080 and 2560x1440 -> 7680x4320
     python benchmarks/upscale.py --tiles 0 256     # also the whole image in one pass (small case only)
     python benchmarks/upscale.py --cli             # also `srlab upscale` end to end (PNG in, PNG out)
+    python benchmarks/upscale.py --self-ensemble   # the 8-pass self-ensemble (`--self-ensemble`)
 
 Each measurement runs in a fresh child process, so its peak resident memory
 (``VmHWM`` from /proc/self/status, the kernel's high-water mark) belongs to that
@@ -34,7 +35,7 @@ def _rss_mb(field: str) -> float:
     return float("nan")
 
 
-def measure(width: int, height: int, tile: int, scale: int, device: str) -> dict:
+def measure(width: int, height: int, tile: int, scale: int, device: str, self_ensemble: bool = False) -> dict:
     """Runs in the child: upscale one image, return timings and memory."""
     import numpy as np
     import torch
@@ -50,7 +51,7 @@ def measure(width: int, height: int, tile: int, scale: int, device: str) -> dict
         torch.manual_seed(0)
         model, weights = create_model("fsrcnn", scale), "random (no shipped fsrcnn x3)"
     image = np.asarray(Image.open(ASSETS_DIR / "astronaut.png").convert("RGB").resize((width, height), Image.BICUBIC))
-    upscaler = Upscaler(model, scale, tile=tile, device=device)
+    upscaler = Upscaler(model, scale, tile=tile, device=device, self_ensemble=self_ensemble)
     upscaler.margin(3)  # measured once per model; not part of the per-image time
     rss_before = _rss_mb("VmRSS")
     start = time.perf_counter()
@@ -76,10 +77,11 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cli", action="store_true", help="also time `srlab upscale` on a PNG, decode and encode included")
+    parser.add_argument("--self-ensemble", action="store_true", help="time the 8-pass self-ensemble instead of one pass")
     parser.add_argument("--child", nargs=3, type=int, metavar=("W", "H", "TILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(*args.child, args.scale, args.device)))
+        print(json.dumps(measure(*args.child, args.scale, args.device, args.self_ensemble)))
         return
     rows = []
     for width, height in CASES:
@@ -87,6 +89,7 @@ def main() -> None:
             if tile == 0 and width * height > WHOLE_IMAGE_MAX_PIXELS:
                 continue
             cmd = [sys.executable, __file__, "--child", str(width), str(height), str(tile), "--scale", str(args.scale), "--device", args.device]
+            cmd += ["--self-ensemble"] if args.self_ensemble else []
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{width}x{height} tile {tile}: failed\n{done.stderr}", file=sys.stderr)
@@ -95,7 +98,7 @@ def main() -> None:
     if not rows:
         sys.exit(1)
     cli_rows = [measure_cli(w, h, args.scale) for w, h in CASES] if args.cli else []
-    print(f"FSRCNN x{args.scale}, weights: {rows[0]['weights']}, device {args.device}, torch threads {rows[0]['threads']}, tiling margin {rows[0]['margin']} LR px")
+    print(f"FSRCNN{'+ (self-ensemble)' if args.self_ensemble else ''} x{args.scale}, weights: {rows[0]['weights']}, device {args.device}, torch threads {rows[0]['threads']}, tiling margin {rows[0]['margin']} LR px")
     print(f"{'input':>10} -> {'output':<10} {'tile':>5} {'time (s)':>9} {'MP/s':>6} {'RSS before (MB)':>16} {'peak RSS (MB)':>14}")
     for r in rows:
         tile = "whole" if r["tile"] == 0 else str(r["tile"])
