@@ -104,7 +104,6 @@ class Upscaler:
         self.model = prepare(model.to(device))
         if self_ensemble:
             self.model = SelfEnsemble(self.model)
-        self.self_ensemble = self_ensemble
         self.scale = scale
         self.mode = mode
         self.tile = DEFAULT_TILE if tile is None else tile
