@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/train_throughput.py                  # all models, 2 threads
     python benchmarks/train_throughput.py --models fsrcnn --seconds 5 --json out.json
+    python benchmarks/train_throughput.py --threads 1 --clock cpu --precision bf16   # bf16 autocast
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def generated_images(folder: Path, n: int = 40) -> Path:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def bare_loop(name: str, scale: int, patch: int, batch: int, seconds: float, warmup: int, clock) -> float:
-    """Samples/s of forward/backward/Adam on fixed random tensors."""
+def bare_loop(name: str, scale: int, patch: int, batch: int, seconds: float, warmup: int, clock, precision: str) -> float:
+    """Samples/s of forward/backward/Adam on fixed random tensors (the forward in autocast for bf16)."""
     torch.manual_seed(0)
     model = create_model(name, scale).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -89,7 +90,9 @@ def bare_loop(name: str, scale: int, patch: int, batch: int, seconds: float, war
     hr = torch.rand(batch, 1, scale * patch, scale * patch)
 
     def step() -> None:
-        loss = F.mse_loss(model(lr), hr)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            sr = model(lr)
+        loss = F.mse_loss(sr.float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -125,12 +128,13 @@ class _SamplerCache:
         return sampler
 
 
-def srlab_loop(name: str, scale: int, patch: int, batch: int, train_dir: Path, iterations: int, threads: int, clock) -> float:
+def srlab_loop(name: str, scale: int, patch: int, batch: int, train_dir: Path, iterations: int, threads: int, clock,
+               precision: str) -> float:
     """Samples/s of one whole ``srlab.train.train`` run of ``iterations`` steps (its setup included)."""
     cfg = TrainConfig(
         model=name, scale=scale, train_data=str(train_dir), val_data=None, lr_patch=patch, batch_size=batch,
         iterations=iterations, val_every=10**9, log_every=max(1, iterations // 4), lr=1e-4, schedule="cosine",
-        device="cpu", threads=threads,
+        device="cpu", threads=threads, precision=precision,
     )
     with tempfile.TemporaryDirectory() as out:
         t0 = clock()
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="measured time per loop and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall clock, or this process's CPU time")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="srlab train's precision setting, for both loops")
     parser.add_argument("--json", help="write the table here too")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -158,19 +163,19 @@ def main(argv: list[str] | None = None) -> int:
         train_dir, source = generated_images(Path(tmp.name) / "train"), "40 generated 321x481 images (BSDS500 not found)"
     load_before = os.getloadavg()
     print(f"srlab {srlab.__version__}, torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; {args.clock} clock; data: {source}; load average before: {load_before[0]:.2f}", file=sys.stderr)
+          f"{os.cpu_count()} CPUs; {args.clock} clock; {args.precision}; data: {source}; load average before: {load_before[0]:.2f}", file=sys.stderr)
 
     trainer._make_sampler = _SamplerCache()
     rows = []
     for name in args.models:
         scale, patch, batch = PAPER_SETTINGS.get(name, DEFAULT_SETTING)
         bare, real = [], []
-        bare_loop(name, scale, patch, batch, 0.5, 3, clock)  # warm-up: kernel selection, caches
-        srlab_loop(name, scale, patch, batch, train_dir, 3, args.threads, clock)  # ... and the sampler cache
+        bare_loop(name, scale, patch, batch, 0.5, 3, clock, args.precision)  # warm-up: kernel selection, caches
+        srlab_loop(name, scale, patch, batch, train_dir, 3, args.threads, clock, args.precision)  # ... and the sampler cache
         for _ in range(args.rounds):  # short alternating chunks: both loops see the same load
-            bare.append(bare_loop(name, scale, patch, batch, args.seconds, 2, clock))
+            bare.append(bare_loop(name, scale, patch, batch, args.seconds, 2, clock, args.precision))
             n = max(5, round(bare[-1] / batch * args.seconds))
-            real.append(srlab_loop(name, scale, patch, batch, train_dir, n, args.threads, clock))
+            real.append(srlab_loop(name, scale, patch, batch, train_dir, n, args.threads, clock, args.precision))
         ratios = [r / b for r, b in zip(real, bare)]
         row = {"model": name, "scale": scale, "lr_patch": patch, "hr_patch": scale * patch, "batch": batch,
                "bare_samples_per_s": float(np.median(bare)), "srlab_samples_per_s": float(np.median(real)),
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['bare_samples_per_s']:,.0f} | {r['srlab_samples_per_s']:,.0f} | {100 * r['ratio']:.0f}% |")
     print(f"\nload average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "clock": args.clock, "data": source, "load_before": load_before,
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "clock": args.clock, "precision": args.precision, "data": source, "load_before": load_before,
                                                "load_after": load_after, "rows": rows}, indent=2) + "\n")
     tmp.cleanup()
     return 0

@@ -162,6 +162,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         ("lr=-1", r"lr: must be > 0"),
         ("loss_border=-1", r"loss_border: must be >= 0"),
         ("loss_border=17", r"loss_border: 17 on each side leaves nothing of the 33x33 HR patch"),
+        ("precision=fp16", r"precision: 'fp16' is not one of: fp32, bf16"),
     ],
 )
 def test_config_errors_list_what_is_valid(override, message, capsys, tmp_path):
@@ -205,6 +206,34 @@ def test_train_takes_every_loss_with_the_configured_border(tiny, tmp_path, monke
     assert seen and all(shape == (4, 1, 12, 12) and border == 2 for shape, border in seen)
     assert yaml.safe_load((run / "config.yaml").read_text())["loss_border"] == 2
     assert all(torch.isfinite(t).all() for t in _weights(run).values())
+
+
+@pytest.mark.parametrize("precision, train_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_sets_the_training_forward_and_nothing_else(precision, train_dtype, tiny, tmp_path, monkeypatch):
+    """bf16 runs the training forward in autocast; validation and the saved weights stay float32."""
+    cfg, _ = tiny
+    outputs, losses = [], []
+    real_create, real_loss = trainer_module.create_model, trainer_module.patch_loss
+
+    def create(*args, **kwargs):
+        model = real_create(*args, **kwargs)
+        model.register_forward_hook(lambda module, inputs, out: outputs.append((module.training, out.dtype)))
+        return model
+
+    def loss(sr, hr, kind, border):
+        losses.append(sr.dtype)
+        return real_loss(sr, hr, kind, border)
+
+    monkeypatch.setattr(trainer_module, "create_model", create)
+    monkeypatch.setattr(trainer_module, "patch_loss", loss)
+    run = tmp_path / precision
+    assert main(["-q", "train", "--config", str(cfg), "--set", f"precision={precision}", "--out", str(run)]) == 0
+    assert [dtype for training, dtype in outputs if training] == [train_dtype] * 8
+    assert {dtype for training, dtype in outputs if not training} == {torch.float32}  # validation
+    assert losses == [torch.float32] * 8  # the loss is taken in float32 either way
+    weights = _weights(run)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
+    assert yaml.safe_load((run / "config.yaml").read_text())["precision"] == precision
 
 
 def test_unknown_key_in_a_file_is_an_error(tmp_path):

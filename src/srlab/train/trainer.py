@@ -10,6 +10,7 @@ RNG state is saved, so N steps equal N/2 + resume + N/2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -267,6 +268,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def autocast():
+        if cfg.precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # A resumed run keeps the iteration count its first part planned.
     budget = TimeBudget(cfg.time_budget_s, t0) if cfg.time_budget_s and start == 0 else None
     it = start
@@ -288,7 +294,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group["lr_mult"]
         lr_batch, hr_batch = sampler.sample(cfg.batch_size)
-        loss = patch_loss(net(lr_batch[rank_slice]), hr_batch[rank_slice], cfg.loss, cfg.loss_border)
+        with autocast():
+            sr_batch = net(lr_batch[rank_slice])
+        loss = patch_loss(sr_batch.float(), hr_batch[rank_slice], cfg.loss, cfg.loss_border)
         # The loss of the whole global batch: what is logged, and what every rank checks, so a
         # NaN on one rank's slice stops all of them at the same step (none waits in a collective).
         global_loss = loss.detach()
