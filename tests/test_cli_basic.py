@@ -62,3 +62,20 @@ def test_bad_arguments_exit_2(capsys):
         main(["eval", "--scale", "two"])
     assert info.value.code == 2
     assert "invalid int value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", ["my_x2.safetensors", "my_x2.json", "--weights"])
+def test_eval_labels_a_checkpoint_by_its_stem_like_upscale_does(given, tmp_path, capsys):
+    """However a checkpoint is named on the command line, the table and the JSON call it by
+    its stem, the name `srlab upscale` gives its outputs."""
+    import json
+
+    from srlab.checkpoint import save_model
+    from srlab.models import create_model
+
+    save_model(create_model("fsrcnn", 2, d=8, s=4, m=1), tmp_path / "my_x2")
+    model_args = ["--model", "fsrcnn", "--weights", str(tmp_path / "my_x2.safetensors")] if given == "--weights" else ["--model", str(tmp_path / given)]
+    out = tmp_path / "scores.json"
+    assert main(["--quiet", "eval", *model_args, "--scale", "2", "--json", str(out)]) == 0
+    assert [r["model"] for r in json.loads(out.read_text())] == ["my_x2"]
+    assert " my_x2 " in capsys.readouterr().out

@@ -13,6 +13,7 @@ from ..ensemble import SelfEnsemble
 from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
+from ..upscale import model_label
 from .common import MODEL_HELP, progress_enabled
 
 
@@ -40,8 +41,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     folders = [ASSETS_DIR if d == "builtin" else resolve_data_path(d) for d in args.data]
     results, any_failed = [], False
-    name = Path(args.weights or args.model).stem if (args.weights or args.model.endswith(".safetensors")) else args.model
-    name += "+" if args.self_ensemble else ""
+    name = model_label(args.model, args.weights, args.self_ensemble)
     for scale in args.scale:
         model = resolve_model(args.model, scale, args.weights).to(args.device)
         if args.self_ensemble:
