@@ -71,7 +71,7 @@ class TrainConfig:
     loss_border: int = 0
     grad_clip: float | None = None
     # "bf16": the network's forward and backward in bfloat16 autocast (weights, optimizer state
-    # and the loss stay float32). SRCNN trains about 2.4x faster on a CPU with avx512_bf16
+    # and the loss stay float32). SRCNN trains about 1.7-1.9x faster on a CPU with avx512_bf16
     # (docs/TRAINING.md); validation, checkpoints and inference are always float32.
     precision: str = "fp32"
     # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
