@@ -10,7 +10,6 @@ RNG state is saved, so N steps equal N/2 + resume + N/2.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -268,11 +267,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def autocast():
-        if cfg.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     # A resumed run keeps the iteration count its first part planned.
     budget = TimeBudget(cfg.time_budget_s, t0) if cfg.time_budget_s and start == 0 else None
     it = start
@@ -294,7 +288,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group["lr_mult"]
         lr_batch, hr_batch = sampler.sample(cfg.batch_size)
-        with autocast():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             sr_batch = net(lr_batch[rank_slice])
         loss = patch_loss(sr_batch.float(), hr_batch[rank_slice], cfg.loss, cfg.loss_border)
         # The loss of the whole global batch: what is logged, and what every rank checks, so a
