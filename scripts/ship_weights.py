@@ -1,6 +1,6 @@
 """Copy a trained checkpoint into the package as shipped weights, with its provenance.
 
-Usage: python scripts/ship_weights.py CHECKPOINT.safetensors [--phase "where | command" ...]
+Usage: python scripts/ship_weights.py CHECKPOINT.safetensors [--phase "where | command" ...] [--prior-time-s SECONDS]
 
 Writes src/srlab/weights/NAME_xS.{safetensors,json}; the sidecar keeps the checkpoint's
 own description (architecture, args, config, iteration, metrics) and adds the list of
@@ -23,6 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--phase", action="append", default=[], help="'where | command' of one training phase, in order")
+    parser.add_argument("--prior-time-s", type=float, default=None,
+                        help="training seconds behind the --init-from weights, summed from their runs' logs; "
+                        "for starting weights whose sidecar under-counts it (files from before the seventh session)")
     args = parser.parse_args()
     model = srlab.load_model(args.checkpoint)
     meta = dict(model.checkpoint_meta)
@@ -39,6 +42,8 @@ def main() -> None:
         # also repairs runs from before that fix, which recorded only the last phase's time.
         if training_time_s(before) is not None:
             meta["init_from_elapsed_s"] = training_time_s(before)
+    if args.prior_time_s is not None:
+        meta["init_from_elapsed_s"] = args.prior_time_s
     target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
     save_model(model.cpu(), target, **meta, training_phases=phases, trained_on="BSDS500/train (200 images, Y channel)")
     print(f"shipped {target}.safetensors")
