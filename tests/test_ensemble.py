@@ -103,6 +103,11 @@ def test_eval_cli_scores_the_shipped_model_higher_with_self_ensemble(tmp_path, c
     # On natural images the average of 8 predictions is a better estimate than one.
     for a, b in zip(one["per_image"], ens["per_image"]):
         assert b["psnr"] > a["psnr"], a["name"]
+    # "fsrcnn+", the name the table prints, is accepted as the model too, and is the flag.
+    named = tmp_path / "named.json"
+    assert main(["--quiet", "eval", "--model", "fsrcnn+", "--scale", "3", "--json", str(named)]) == 0
+    by_name = json.loads(named.read_text())[0]
+    assert by_name["model"] == "fsrcnn+" and by_name["per_image"] == ens["per_image"]
 
 
 def test_upscale_cli_names_outputs_with_a_plus(tmp_path):
@@ -115,6 +120,11 @@ def test_upscale_cli_names_outputs_with_a_plus(tmp_path):
     (made,) = out.iterdir()
     assert made.name == "in_fsrcnn+_x2.png"
     assert Image.open(made).size == (48, 40)
+    named = tmp_path / "named"
+    assert main(["--quiet", "upscale", str(src), "--scale", "2", "--model", "fsrcnn+", "--out", str(named)]) == 0
+    (same,) = named.iterdir()
+    assert same.name == made.name
+    assert np.array_equal(np.asarray(Image.open(same)), np.asarray(Image.open(made)))
 
 
 def test_compare_cli_shows_a_plus_model_beside_its_single_pass(tmp_path, capsys):

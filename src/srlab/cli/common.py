@@ -6,7 +6,16 @@ import sys
 
 from ..models import list_models
 
-MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path"
+MODEL_HELP = (
+    f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path; "
+    "a trailing + (fsrcnn+) adds the self-ensemble"
+)
+
+
+def split_plus(model: str) -> tuple[str, bool]:
+    """``"fsrcnn+"`` -> ``("fsrcnn", True)``: the "+" that EDSR's tables use for the
+    self-ensemble, accepted wherever a model is named."""
+    return (model[:-1], True) if model.endswith("+") and len(model) > 1 else (model, False)
 
 
 def progress_enabled(args) -> bool:

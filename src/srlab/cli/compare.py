@@ -10,7 +10,7 @@ import numpy as np
 from ..compare import draw_figure, pick_crop, run_comparison
 from ..imageio import DEFAULT_MAX_PIXELS, open_image
 from ..upscale import load_upscaler, model_label
-from .common import parse_box
+from .common import parse_box, split_plus
 
 
 def add_parser(sub) -> None:
@@ -42,8 +42,7 @@ def add_parser(sub) -> None:
 
 def _method(name: str, args) -> tuple:
     """(label, upscaler) for one --models entry; "NAME+" is NAME with the self-ensemble."""
-    plus = name.endswith("+")
-    base = name[:-1] if plus else name
+    base, plus = split_plus(name)
     return model_label(base, self_ensemble=plus), load_upscaler(base, args.scale, tile=args.tile, device=args.device, self_ensemble=plus)
 
 

@@ -14,7 +14,7 @@ from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
 from ..upscale import model_label
-from .common import MODEL_HELP, progress_enabled
+from .common import MODEL_HELP, progress_enabled, split_plus
 
 
 def add_parser(sub) -> None:
@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     folders = [ASSETS_DIR if d == "builtin" else resolve_data_path(d) for d in args.data]
     results, any_failed = [], False
+    args.model, plus = split_plus(args.model)
+    args.self_ensemble |= plus
     name = model_label(args.model, args.weights, args.self_ensemble)
     for scale in args.scale:
         model = resolve_model(args.model, scale, args.weights).to(args.device)
