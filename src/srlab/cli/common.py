@@ -6,10 +6,9 @@ import sys
 
 from ..models import list_models
 
-MODEL_HELP = (
-    f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path; "
-    "a trailing + (fsrcnn+) adds the self-ensemble"
-)
+MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path"
+# eval and upscale (and compare's --models) also take NAME+; export and features do not.
+MODEL_PLUS_HELP = MODEL_HELP + "; a trailing + (fsrcnn+) adds the self-ensemble"
 
 
 def split_plus(model: str) -> tuple[str, bool]:

@@ -14,7 +14,7 @@ from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
 from ..upscale import model_label
-from .common import MODEL_HELP, progress_enabled, split_plus
+from .common import MODEL_PLUS_HELP, progress_enabled, split_plus
 
 
 def add_parser(sub) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         help="PSNR/SSIM on benchmark folders, by the papers' protocol",
         description="Y channel (BT.601), MATLAB bicubic LR, output rounded to uint8, `scale` pixels shaved, per-image means.",
     )
-    p.add_argument("--model", default="bicubic", help=MODEL_HELP)
+    p.add_argument("--model", default="bicubic", help=MODEL_PLUS_HELP)
     p.add_argument("--weights", help="checkpoint to load instead of shipped weights")
     p.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], help="one or more factors (default: 2 3 4)")
     p.add_argument("--data", nargs="+", default=["builtin"], help="image folders, looked up under $SRLAB_DATA too; 'builtin' = the images shipped with srlab")

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..tiling import DEFAULT_TILE
 from ..upscale import FORMATS, MODES, collect_inputs, load_upscaler, model_label, output_path, upscale_file
-from .common import MODEL_HELP, progress_enabled, split_plus
+from .common import MODEL_PLUS_HELP, progress_enabled, split_plus
 
 # Images with more tiles than this get their own progress bar.
 _TILE_BAR_MIN = 4
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--scale", type=int, default=3, help="zoom factor (default: 3)")
-    p.add_argument("--model", default="fsrcnn", help=MODEL_HELP + " (default: fsrcnn, shipped weights)")
+    p.add_argument("--model", default="fsrcnn", help=MODEL_PLUS_HELP + " (default: fsrcnn, shipped weights)")
     p.add_argument("--weights", help="checkpoint to use instead of the shipped weights")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--mode", choices=MODES, default="sr", help="sr: the model upscales; restore: bicubic first, then a scale-1 model restores")
