@@ -17,6 +17,13 @@ def split_plus(model: str) -> tuple[str, bool]:
     return (model[:-1], True) if model.endswith("+") and len(model) > 1 else (model, False)
 
 
+def model_and_ensemble(args) -> tuple[str, bool]:
+    """``--model`` and ``--self-ensemble`` as one choice: ``--model fsrcnn+`` is
+    ``--model fsrcnn --self-ensemble``."""
+    model, plus = split_plus(args.model)
+    return model, args.self_ensemble or plus
+
+
 def progress_enabled(args) -> bool:
     """Progress bars on a terminal unless --quiet."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()

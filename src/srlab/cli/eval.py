@@ -14,7 +14,7 @@ from ..imageio import DEFAULT_MAX_PIXELS, atomic_write
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
 from ..upscale import model_label
-from .common import MODEL_PLUS_HELP, progress_enabled, split_plus
+from .common import MODEL_PLUS_HELP, model_and_ensemble, progress_enabled
 
 
 def add_parser(sub) -> None:
@@ -41,15 +41,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     folders = [ASSETS_DIR if d == "builtin" else resolve_data_path(d) for d in args.data]
     results, any_failed = [], False
-    args.model, plus = split_plus(args.model)
-    args.self_ensemble |= plus
-    name = model_label(args.model, args.weights, args.self_ensemble)
+    model_name, self_ensemble = model_and_ensemble(args)
+    name = model_label(model_name, args.weights, self_ensemble)
     for scale in args.scale:
-        model = resolve_model(args.model, scale, args.weights).to(args.device)
-        if args.self_ensemble:
+        model = resolve_model(model_name, scale, args.weights).to(args.device)
+        if self_ensemble:
             model = SelfEnsemble(model)
         model_fn = lambda lr, m=model: m(lr.float())  # noqa: E731
-        if args.model == "bicubic" and args.weights is None:
+        if model_name == "bicubic" and args.weights is None:
             model_fn = model  # float64 all the way, exactly the published baseline
         for folder in folders:
             bar = (lambda it, f=folder, s=scale: tqdm(it, desc=f"{Path(f).name} x{s}", leave=False)) if progress_enabled(args) else None

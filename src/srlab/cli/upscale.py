@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..tiling import DEFAULT_TILE
 from ..upscale import FORMATS, MODES, collect_inputs, load_upscaler, model_label, output_path, upscale_file
-from .common import MODEL_PLUS_HELP, progress_enabled, split_plus
+from .common import MODEL_PLUS_HELP, model_and_ensemble, progress_enabled
 
 # Images with more tiles than this get their own progress bar.
 _TILE_BAR_MIN = 4
@@ -55,10 +55,9 @@ def run(args) -> int:
     for message in problems:
         _error(message, None)
     failed = len(problems)
-    args.model, plus = split_plus(args.model)
-    args.self_ensemble |= plus
-    upscaler = load_upscaler(args.model, args.scale, args.weights, args.mode, args.tile, args.device, args.self_ensemble)
-    label = model_label(args.model, args.weights, args.self_ensemble)
+    model, self_ensemble = model_and_ensemble(args)
+    upscaler = load_upscaler(model, args.scale, args.weights, args.mode, args.tile, args.device, self_ensemble)
+    label = model_label(model, args.weights, self_ensemble)
     out_dir = Path(args.out)
     inputs = {src.resolve() for src, _ in found}
 
