@@ -11,11 +11,16 @@ With --only, just those models are evaluated again; the other rows come from doc
 With --self-ensemble, every shipped model is scored again with `srlab eval --self-ensemble`
 (the 8 flips and rotations averaged, "fsrcnn+") and set beside its single-pass score from
 docs/results.json, in docs/results_self_ensemble.json and the second table of docs/RESULTS.md.
+Runs take turns: each holds a lock from reading the old rows to writing the new ones, so two
+started together (say --only fsrcnn_x3 and --only srcnn_955_x3) both land instead of the
+second overwriting the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -23,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from srlab.cli import main as srlab_main
+from srlab.imageio import atomic_write
 from srlab.pretrained import available_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +38,7 @@ ENSEMBLE_JSON = ROOT / "docs" / "results_self_ensemble.json"
 BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 ENSEMBLE_BEGIN, ENSEMBLE_END = "<!-- self-ensemble-table:begin -->", "<!-- self-ensemble-table:end -->"
 README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
+LOCK = Path(tempfile.gettempdir()) / "srlab-results-table.lock"
 # Published PSNR (Set5 / Set14), as quoted in REFERENCE-EXPERIMENT.md and the issue.
 PAPER = {
     ("bicubic", 2): (33.66, 30.24), ("bicubic", 3): (30.39, 27.55), ("bicubic", 4): (28.42, 26.00),
@@ -61,12 +68,28 @@ def scores(name: str, scale: int, folders: list[str], previous: list[dict], only
     return evaluate(name, scale, folders, self_ensemble)
 
 
+@contextlib.contextmanager
+def exclusive_turn():
+    """Wait for any other run of this script to finish, then hold the turn until the block ends."""
+    with open(LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("another results_table.py run is writing the tables; waiting for it", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def replace_between(path: Path, begin: str, end: str, body: str) -> None:
     """Rewrite the text between two marker comments of ``path``."""
     text = path.read_text()
     if begin not in text:
         raise SystemExit(f"{path} has no {begin} marker")
-    path.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S))
+    write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S))
 
 
 def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
@@ -89,9 +112,37 @@ def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
         print(rows[-1], flush=True)
     header = "| model | scale | " + " | ".join(f"{s} one pass | {s} + (8 passes; gain)" for s in sets) + " | paper (one pass) Set5 / Set14 |"
     table = "\n".join([header, "|" + " --- |" * (2 * len(sets) + 3), *rows])
-    ENSEMBLE_JSON.write_text(json.dumps(everything, indent=1) + "\n")
+    write_text(ENSEMBLE_JSON, json.dumps(everything, indent=1) + "\n")
     replace_between(RESULTS_MD, ENSEMBLE_BEGIN, ENSEMBLE_END, table)
     print(f"updated {RESULTS_MD} and {ENSEMBLE_JSON}")
+
+
+def single_pass_table(folders: list[str], sets: list[str], only: list[str] | None) -> None:
+    """Bicubic and every shipped model, PSNR / SSIM per set; also the README's short table."""
+    previous = json.loads(RESULTS_JSON.read_text()) if only and RESULTS_JSON.exists() else []
+    rows, everything = [], []
+    for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
+        results = scores(name, scale, folders, previous, only)
+        everything += results
+        cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
+        paper = PAPER.get((name, scale))
+        paper_cell = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
+        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} |")
+        print(rows[-1], flush=True)
+    header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " | paper PSNR Set5 / Set14 |"
+    table = "\n".join([header, "|" + " --- |" * (len(sets) + 3), *rows])
+    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 |", "| --- | --- | --- | --- | --- |"]
+    for r5, r14 in zip(everything[0::len(folders)], everything[1::len(folders)]):
+        paper = PAPER.get((r5["model"], r5["scale"]))
+        readme_rows.append(
+            f"| {r5['model']} | x{r5['scale']} | {r5['mean_psnr']:.2f} | {r14['mean_psnr']:.2f} | "
+            + (f"{paper[0]:.2f} / {paper[1]:.2f} |" if paper else "- |")
+        )
+    readme = ROOT / "README.md"
+    replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))
+    write_text(RESULTS_JSON, json.dumps(everything, indent=1) + "\n")
+    replace_between(RESULTS_MD, BEGIN, END, table)
+    print(f"updated {RESULTS_MD}")
 
 
 def main() -> None:
@@ -104,33 +155,11 @@ def main() -> None:
     if args.self_ensemble and args.sets == parser.get_default("sets"):
         args.sets = ["Set5", "Set14"]
     folders = [str(Path(args.data_root) / s) for s in args.sets]
-    if args.self_ensemble:
-        self_ensemble_table(folders, args.only)
-        return
-    previous = json.loads(RESULTS_JSON.read_text()) if args.only and RESULTS_JSON.exists() else []
-    rows, everything = [], []
-    for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
-        results = scores(name, scale, folders, previous, args.only)
-        everything += results
-        cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
-        paper = PAPER.get((name, scale))
-        paper_cell = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
-        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} |")
-        print(rows[-1], flush=True)
-    header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in args.sets) + " | paper PSNR Set5 / Set14 |"
-    table = "\n".join([header, "|" + " --- |" * (len(args.sets) + 3), *rows])
-    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 |", "| --- | --- | --- | --- | --- |"]
-    for r5, r14 in zip(everything[0::len(folders)], everything[1::len(folders)]):
-        paper = PAPER.get((r5["model"], r5["scale"]))
-        readme_rows.append(
-            f"| {r5['model']} | x{r5['scale']} | {r5['mean_psnr']:.2f} | {r14['mean_psnr']:.2f} | "
-            + (f"{paper[0]:.2f} / {paper[1]:.2f} |" if paper else "- |")
-        )
-    readme = ROOT / "README.md"
-    replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))
-    RESULTS_JSON.write_text(json.dumps(everything, indent=1) + "\n")
-    replace_between(RESULTS_MD, BEGIN, END, table)
-    print(f"updated {RESULTS_MD}")
+    with exclusive_turn():
+        if args.self_ensemble:
+            self_ensemble_table(folders, args.only)
+        else:
+            single_pass_table(folders, args.sets, args.only)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""scripts/results_table.py: runs take turns on the tables, and only the marked block is rewritten."""
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def results_table(tmp_path, monkeypatch):
+    path = Path(__file__).resolve().parents[1] / "scripts" / "results_table.py"
+    spec = importlib.util.spec_from_file_location("results_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "LOCK", tmp_path / "results.lock")
+    return module
+
+
+def test_second_run_waits_for_the_first(results_table, capsys):
+    second_in = threading.Event()
+
+    def second_run():
+        with results_table.exclusive_turn():
+            second_in.set()
+
+    with results_table.exclusive_turn():
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        # While the first run holds its turn the second must not get in.
+        assert not second_in.wait(0.5)
+    assert second_in.wait(10)
+    thread.join()
+    assert "waiting for it" in capsys.readouterr().out
+
+
+def test_replace_between_rewrites_only_the_marked_block(results_table, tmp_path):
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("intro\n<!-- a -->\nold row\n<!-- b -->\nprose after\n")
+    results_table.replace_between(doc, "<!-- a -->", "<!-- b -->", "new row 1\nnew row 2")
+    assert doc.read_text() == "intro\n<!-- a -->\nnew row 1\nnew row 2\n<!-- b -->\nprose after\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp.md")] == []
+    with pytest.raises(SystemExit, match="no <!-- c -->"):
+        results_table.replace_between(doc, "<!-- c -->", "<!-- d -->", "x")
