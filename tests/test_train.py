@@ -19,6 +19,7 @@ from srlab.models import create_model
 from srlab.train import ConfigError, TrainConfig, load_config, train
 from srlab.train import trainer as trainer_module
 from srlab.train.config import CALIBRATION_END
+from srlab.train.ema import WeightAverage
 from srlab.train.schedule import lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +121,75 @@ def test_keep_snapshots_saves_every_validation_step(tiny, tmp_path):
     assert not (tmp_path / "plain" / "snapshots").exists()
 
 
+def test_weight_average_blends_by_the_num_updates_rule():
+    model = create_model("fsrcnn", 2, d=8, s=4, m=1)
+    average = WeightAverage(model, 0.999)
+    assert average.decay_after(0) == pytest.approx(0.1) and average.decay_after(90) == pytest.approx(0.91)
+    assert average.decay_after(10**6) == 0.999
+    before = {k: v.clone() for k, v in average.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    average.update(model, 90)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(average.state_dict()[k], 0.91 * before[k] + 0.09 * v)
+    assert not any(p.requires_grad for p in average.model.parameters())
+    with pytest.raises(ValueError, match="decay must be in"):
+        WeightAverage(model, 1.0)
+
+
+def test_ema_run_saves_the_average_and_steps_the_raw_weights_unchanged(tiny, tmp_path, monkeypatch):
+    cfg, _ = tiny
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "plain")]) == 0
+    seen = []  # the raw weights after every optimizer step, as the average sees them
+    real_update = WeightAverage.update
+
+    def record(self, model, updates):
+        seen.append((updates, {k: v.clone() for k, v in model.state_dict().items()}))
+        real_update(self, model, updates)
+
+    monkeypatch.setattr(WeightAverage, "update", record)
+    run = tmp_path / "ema"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "ema_decay=0.9", "--set", "keep_snapshots=true", "--out", str(run)]) == 0
+    assert [n for n, _ in seen] == list(range(8))
+    # The optimizer's path is the plain run's: the raw weights in the state match its last file.
+    raw = {k[len("model.") :]: v for k, v in load_file(str(run / "last.state.safetensors")).items() if k.startswith("model.")}
+    assert all(torch.equal(raw[k], v) for k, v in _weights(tmp_path / "plain").items())
+    # What last (and the step-8 snapshot) hold is the average, computed here by hand.
+    expected = {k: v.clone() for k, v in load_file(str(run / "snapshots" / "iter_00000004.safetensors")).items()}
+    for n, weights in seen[4:]:
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
+    last = _weights(run)
+    for k in last:
+        torch.testing.assert_close(last[k], expected[k])
+    assert not torch.equal(last["deconvolution.weight"], raw["deconvolution.weight"])
+    # Validation scored the average: the logged PSNR is that of the saved file.
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_psnr" in line][-1]
+    assert json.loads((run / "last.json").read_text())["metrics"]["val_psnr"] == val["val_psnr"]
+    assert json.loads((run / "last.json").read_text())["config"]["ema_decay"] == 0.9
+
+
+def test_ema_run_resumes_exactly(tiny, tmp_path, monkeypatch):
+    cfg, _ = tiny
+    ema = ["--set", "ema_decay=0.9"]
+    assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "straight")]) == 0
+    real = trainer_module.lr_factor
+
+    def interrupt(c, it):
+        if it == 4:
+            raise KeyboardInterrupt
+        return real(c, it)
+
+    monkeypatch.setattr(trainer_module, "lr_factor", interrupt)
+    assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.setattr(trainer_module, "lr_factor", real)
+    assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "split"), "--resume"]) == 0
+    straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    for k in straight:
+        assert torch.equal(straight[k], split[k]), f"{k} of the average differs after resume"
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, capsys):
     cfg, _ = tiny
     run = tmp_path / "run"
@@ -163,6 +233,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         ("loss_border=-1", r"loss_border: must be >= 0"),
         ("loss_border=17", r"loss_border: 17 on each side leaves nothing of the 33x33 HR patch"),
         ("precision=fp16", r"precision: 'fp16' is not one of: fp32, bf16"),
+        ("ema_decay=1", r"ema_decay: must be in \[0, 1\) \(0 = off; e.g. 0.999\), got 1.0"),
     ],
 )
 def test_config_errors_list_what_is_valid(override, message, capsys, tmp_path):

@@ -77,6 +77,9 @@ class TrainConfig:
     # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
     # during warm-up (so the schedule is unchanged) and written to config.yaml.
     time_budget_s: float | None = None
+    # > 0: validate and save an exponential moving average of the weights instead of the raw
+    # ones (BasicSR's ema_decay; 0.999 averages over about the last thousand steps).
+    ema_decay: float = 0.0
     # Bookkeeping.
     seed: int = 0
     val_every: int = 2000
@@ -182,6 +185,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"gamma: must be > 0, got {cfg.gamma}")
     if cfg.weight_decay < 0:
         raise ConfigError(f"weight_decay: must be >= 0, got {cfg.weight_decay}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"ema_decay: must be in [0, 1) (0 = off; e.g. 0.999), got {cfg.ema_decay}")
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise ConfigError(f"min_lr_ratio: must be in [0, 1], got {cfg.min_lr_ratio}")
     if cfg.threads is not None and cfg.threads < 1:

@@ -32,6 +32,7 @@ from ..models import create_model
 from ..protocol import score_image
 from . import distributed
 from .config import CALIBRATION_END, CALIBRATION_START, TrainConfig
+from .ema import WeightAverage
 from .schedule import lr_factor
 
 __all__ = ["train", "patch_loss", "TimeBudget", "TrainingDiverged", "RunDirError"]
@@ -222,7 +223,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     sampler = _make_sampler(cfg, device)
     val_images = load_y_images(cfg.val_data, cfg.val_limit)[0] if cfg.val_data and dist_info.is_main else []
 
-    start, best, elapsed_before = 0, -math.inf, 0.0
+    start, best, elapsed_before, extra = 0, -math.inf, 0.0, {}
     if resume and (out / "last.state.safetensors").exists():
         extra, info = load_train_state(out / "last", model, optimizer)
         sampler.load_state_dict({k[len("sampler.") :]: v for k, v in extra.items() if k.startswith("sampler.")})
@@ -231,6 +232,16 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         log.info("resumed %s at iteration %d", out, start)
     elif resume:
         log.info("no checkpoint in %s yet; starting from scratch", out)
+    average = None
+    if cfg.ema_decay:
+        average = WeightAverage(model, cfg.ema_decay)
+        saved = {k[len("ema.") :]: v for k, v in extra.items() if k.startswith("ema.")} if start else {}
+        if saved:
+            average.load_state_dict(saved)
+        elif start:
+            log.info("%s holds no weight average; starting it from the resumed weights", out)
+    # What is validated and saved as best/last/snapshots: the average when there is one.
+    evaluated = average.model if average else model
     if dist_info.is_main:
         # Also when starting from scratch: a run killed before its first checkpoint left lines.
         _trim_metrics(out / "metrics.jsonl", start)
@@ -253,14 +264,16 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         lineage = {} if init_elapsed is None else {"init_from_elapsed_s": init_elapsed}
         meta = {"iteration": iteration, "metrics": metrics, "config": cfg.to_dict(), "elapsed_s": elapsed, **lineage}
         state = {f"sampler.{k}": v for k, v in sampler.state_dict().items()}
+        if average:
+            state.update({f"ema.{k}": v for k, v in average.state_dict().items()})
         # The resumable state goes last: it is the commit point. A run killed before it
         # resumes from the previous state and writes best/last of this step again;
         # written first, a kill could leave a state whose best_psnr no best file holds.
         if metrics.get("val_psnr") == best:
-            save_model(model, out / "best", **meta)
+            save_model(evaluated, out / "best", **meta)
         if cfg.keep_snapshots:
-            save_model(model, out / "snapshots" / f"iter_{iteration:08d}", **meta)
-        save_model(model, out / "last", **meta)
+            save_model(evaluated, out / "snapshots" / f"iter_{iteration:08d}", **meta)
+        save_model(evaluated, out / "last", **meta)
         save_train_state(out / "last", model, optimizer, state, {"iteration": iteration, "best_psnr": best, "elapsed_s": elapsed, **lineage})
 
     def log_line(record: dict) -> None:
@@ -309,6 +322,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if average:
+            average.update(model, it)
         window_loss += global_loss.item()
         window_n += 1
         done = it + 1
@@ -332,7 +347,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             if dist_info.is_main:
                 metrics = {}
                 if val_images:
-                    p, s = validate(model, val_images, cfg, device)
+                    p, s = validate(evaluated, val_images, cfg, device)
                     metrics = {"val_psnr": p, "val_ssim": s}
                     best = max(best, p)
                     last_val = f"{p:.2f}dB"
