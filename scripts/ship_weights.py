@@ -2,6 +2,10 @@
 
 Usage: python scripts/ship_weights.py CHECKPOINT.safetensors [--phase "where | command" ...] [--prior-time-s SECONDS]
 
+Given a shipped file itself (src/srlab/weights/NAME_xS.safetensors) with no --phase, it keeps the
+weights and their phases and only re-writes the sidecar: with --prior-time-s, that repairs the
+training time of a file shipped before the time was recorded right.
+
 Writes src/srlab/weights/NAME_xS.{safetensors,json}; the sidecar keeps the checkpoint's
 own description (architecture, args, config, iteration, metrics) and adds the list of
 training phases that produced it (those of its --init-from checkpoint first), so `srlab.load_pretrained` users can see where the
@@ -31,7 +35,17 @@ def main() -> None:
     meta = dict(model.checkpoint_meta)
     for key in ("format", "name", "arch", "args", "scale", "color", "srlab_version", "tensors"):
         meta.pop(key, None)
+    own_phases = meta.pop("training_phases", [])
     phases = [dict(zip(("where", "command"), (p.strip() for p in phase.split("|", 1)))) for phase in args.phase]
+    target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
+    if Path(args.checkpoint).resolve().with_suffix("") == target.resolve():
+        if phases:
+            raise SystemExit(f"{args.checkpoint} is already shipped; --phase belongs to the run that continued it")
+        if args.prior_time_s is not None:
+            meta["init_from_elapsed_s"] = args.prior_time_s
+        save_model(model.cpu(), target, **meta, training_phases=own_phases)
+        print(f"re-wrote the sidecar of {target}.safetensors (weights unchanged)")
+        return
     # A run started with --init-from continues the phases that made its starting weights
     # (read before writing: the source may be the very file being replaced).
     source = (meta.get("config") or {}).get("init_from")
@@ -44,7 +58,6 @@ def main() -> None:
             meta["init_from_elapsed_s"] = training_time_s(before)
     if args.prior_time_s is not None:
         meta["init_from_elapsed_s"] = args.prior_time_s
-    target = WEIGHTS / f"{model.registry_name}_x{model.scale}"
     save_model(model.cpu(), target, **meta, training_phases=phases, trained_on="BSDS500/train (200 images, Y channel)")
     print(f"shipped {target}.safetensors")
 
