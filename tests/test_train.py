@@ -46,22 +46,28 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last.safetensors"))
 
 
+def _stop_at_iteration(monkeypatch, step: int):
+    """Make runs stop at the start of ``step`` as Ctrl-C would; returns the function that undoes it."""
+    real = trainer_module.lr_factor
+
+    def interrupt(c, it):
+        if it == step:
+            raise KeyboardInterrupt
+        return real(c, it)
+
+    monkeypatch.setattr(trainer_module, "lr_factor", interrupt)
+    return lambda: monkeypatch.setattr(trainer_module, "lr_factor", real)
+
+
 def test_resume_is_exact(tiny, tmp_path, monkeypatch):
     cfg, _ = tiny
     assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "straight")]) == 0
 
     # The same run, stopped at the start of step 4 (just after the step-4 checkpoint) ...
-    real = trainer_module.lr_factor
-
-    def interrupt(c, it):
-        if it == 4:
-            raise KeyboardInterrupt
-        return real(c, it)
-
-    monkeypatch.setattr(trainer_module, "lr_factor", interrupt)
+    carry_on = _stop_at_iteration(monkeypatch, 4)
     assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "split")]) == 130
     assert json.loads((tmp_path / "split" / "last.json").read_text())["iteration"] == 4
-    monkeypatch.setattr(trainer_module, "lr_factor", real)
+    carry_on()
     # ... then resumed for the other half.
     assert main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "split"), "--resume"]) == 0
 
@@ -174,16 +180,9 @@ def test_ema_run_resumes_exactly(tiny, tmp_path, monkeypatch):
     cfg, _ = tiny
     ema = ["--set", "ema_decay=0.9"]
     assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "straight")]) == 0
-    real = trainer_module.lr_factor
-
-    def interrupt(c, it):
-        if it == 4:
-            raise KeyboardInterrupt
-        return real(c, it)
-
-    monkeypatch.setattr(trainer_module, "lr_factor", interrupt)
+    carry_on = _stop_at_iteration(monkeypatch, 4)
     assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "split")]) == 130
-    monkeypatch.setattr(trainer_module, "lr_factor", real)
+    carry_on()
     assert main(["-q", "train", "--config", str(cfg), *ema, "--out", str(tmp_path / "split"), "--resume"]) == 0
     straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     for k in straight:
