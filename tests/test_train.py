@@ -468,3 +468,24 @@ def test_time_budget_arithmetic(monkeypatch):
     late = TimeBudget(1.0, started=0.0)
     late.plan(50)
     assert late.plan(300) == 301
+
+
+def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    cfg, _ = tiny
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "val_every=2", "--set", "keep_snapshots=true", "--out", str(run)]) == 0
+    script = REPO / "scripts" / "average_snapshots.py"
+    out = tmp_path / "avg"
+    done = subprocess.run([sys.executable, str(script), str(run / "snapshots"), "--last", "3", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    snaps = [load_file(str(run / "snapshots" / f"iter_{i:08d}.safetensors")) for i in (4, 6, 8)]
+    averaged = load_file(str(out) + ".safetensors")
+    for k in averaged:
+        torch.testing.assert_close(averaged[k], sum(s[k] for s in snaps) / 3)
+    assert json.loads((tmp_path / "avg.json").read_text())["averaged_from"] == [f"iter_{i:08d}.safetensors" for i in (4, 6, 8)]
+    assert load_model(out).scale == 2
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing"), "--last", "3", "--out", str(out)], capture_output=True, text=True)
+    assert one.returncode == 1 and "needs at least 2 snapshots" in one.stderr
