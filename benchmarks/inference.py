@@ -16,7 +16,9 @@ this machine's fp32 matmul throughput measured here with the same threads; the
 largest difference from PyTorch eager's output. For FSRCNN two compiled
 variants are timed as well (``--no-compilers`` skips them): TorchScript frozen
 and optimised for inference, and ``torch.compile`` with inductor and freezing on
-the sub-pixel graph; their first call includes the compilation.
+the sub-pixel graph; their first call includes the compilation. The fast path
+is also timed in bfloat16 (``prepare(model, precision="bf16")``, ``srlab upscale
+--precision bf16``): not exact, and only faster on CPUs with AMX or AVX512-BF16.
 
     python benchmarks/inference.py --out docs/speed_table.md
     python benchmarks/inference.py --quick        # a smoke run, seconds
@@ -136,6 +138,8 @@ def bench_model(name: str, lr: torch.Tensor, threads: int, repeats: int, tmp: Pa
         rows.append({"model": name, "path": path, **measure(build, repeats)})
 
     add("srlab fast path", lambda: (lambda m=prepare(model): run(m, lr).numpy()))
+    # Not exact (the last column shows by how much); faster only with native bfloat16 (AMX, AVX512-BF16).
+    add("srlab fast path, bf16", lambda: (lambda m=prepare(model, precision="bf16"): run(m, lr).numpy()))
 
     def eager():
         return lambda: run(model, lr).numpy()

@@ -79,3 +79,16 @@ def test_eval_labels_a_checkpoint_by_its_stem_like_upscale_does(given, tmp_path,
     assert main(["--quiet", "eval", *model_args, "--scale", "2", "--json", str(out)]) == 0
     assert [r["model"] for r in json.loads(out.read_text())] == ["my_x2"]
     assert " my_x2 " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["eval", "upscale", "features", "compare"])
+def test_unavailable_device_is_a_usage_error(command, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error is for machines without it")
+    with pytest.raises(SystemExit) as info:
+        main([command, "--device", "cuda", "x.png", "--out", "o"] if command == "upscale" else [command, "--device", "cuda"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --device: device 'cuda': CUDA is not available" in err and "Traceback" not in err

@@ -106,6 +106,36 @@ def test_prepare_falls_back_for_bicubic_and_when_disabled():
     assert isinstance(prepare(model.double()), type(model))  # float64: no fast path, same module
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_bf16_fast_path_is_close_and_tiles_agree(name):
+    """bf16 keeps float32 in and out, lands within bfloat16's rounding of the float32
+    result, and is not quietly float32: tiling changes it only by summation order."""
+    model = _perturbed(name, 2)
+    x = torch.rand(1, 1, 40, 44)
+    ref = run(prepare(model), x)
+    fast = prepare(model, precision="bf16")
+    assert isinstance(fast, TiledConvNet) and fast.last_weight.dtype == torch.bfloat16
+    assert fast.registry_name == name and fast.scale == 2
+    out = run(fast, x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    err = (out - ref).abs().max().item()
+    assert 0 < err < 0.05 * max(1.0, ref.abs().max().item())
+    halo = max(fast.halo)
+    tiled = FAST_PATHS[type(model)](model, tile=(halo, halo + 3), workers=2).to(torch.bfloat16)
+    assert (run(tiled, x) - out).abs().max().item() < 0.02 * max(1.0, ref.abs().max().item())
+
+
+def test_bf16_needs_the_fast_path():
+    bicubic = create_model("bicubic", 2)
+    assert prepare(bicubic, precision="bf16") is bicubic  # no weights: nothing to round
+    with pytest.raises(ValueError, match="fast path"):
+        prepare(create_model("fsrcnn", 2), fast=False, precision="bf16")
+    with pytest.raises(ValueError, match="fast path"):
+        prepare(create_model("fsrcnn", 2).double(), precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        prepare(create_model("fsrcnn", 2), precision="fp16")
+
+
 def test_parallel_tiles_leave_thread_count_alone():
     threads = torch.get_num_threads()
     fast = fast_fsrcnn(create_model("fsrcnn_s", 2), tile=(16, 16), workers=2)

@@ -412,3 +412,32 @@ def test_outputs_get_ordinary_permissions(tmp_path, ckpt):
     finally:
         os.umask(old)
     assert (tmp_path / "o" / "a_tiny_x2.png").stat().st_mode & 0o777 == 0o644
+
+
+# -- bfloat16 ------------------------------------------------------------------------
+
+
+def test_bf16_upscaler_tiles_like_float32_and_stays_close():
+    """bf16 keeps the float32 receptive margin (its kernels smear a NaN probe wider, a finite
+    input does not reach further), tiles agree with the whole image, and the colour result
+    is within a few levels of float32."""
+    model = _tiny()
+    exact = Upscaler(model, 2, tile=16)
+    bf16 = Upscaler(model, 2, tile=16, precision="bf16")
+    assert bf16.margin(3) == exact.margin(3)
+    rgb = _rgb(50, 60)
+    tiled, whole = bf16.pixels(rgb), Upscaler(model, 2, tile=0, precision="bf16").pixels(rgb)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+    diff = np.abs(tiled.astype(int) - exact.pixels(rgb).astype(int))
+    assert 0 < diff.max() <= 4 and diff.mean() < 0.5
+
+
+def test_bf16_cli_names_outputs_like_fp32_and_eval_labels_it(tmp_path, ckpt, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _cli("upscale", tmp_path / "a.png", "--weights", ckpt, "--scale", 2, "--out", tmp_path / "o", "--precision", "bf16") == 0
+    assert (tmp_path / "o" / "a_tiny_x2.png").exists()
+    capsys.readouterr()
+    assert _cli("eval", "--weights", ckpt, "--model", "fsrcnn", "--scale", 2, "--precision", "bf16") == 0
+    assert " tiny@bf16 " in capsys.readouterr().out
+    assert _cli("eval", "--model", "bicubic", "--scale", 2, "--precision", "bf16") == 0
+    assert " bicubic " in capsys.readouterr().out  # no weights, nothing changes, no label

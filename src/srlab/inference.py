@@ -14,9 +14,16 @@ the first call costs a few milliseconds more than the next, not seconds
 equals ``model(lr)`` to float rounding (tested within 1e-5). On a GPU, or for anything
 else (the bicubic baseline, an unknown module), the model itself is returned in
 eval mode.
+
+``precision="bf16"`` runs the fast path's convolutions in bfloat16 instead (input and
+output stay float32). It is not exact: on the shipped weights it costs 0.01-0.1 dB of
+PSNR (``srlab eval --precision bf16`` measures it; numbers in docs/SPEED.md), and it is
+only faster on CPUs with native bfloat16 (AMX or AVX512-BF16), most of all for SRCNN.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
@@ -24,27 +31,44 @@ from torch import nn
 from .fastpath import fast_espcn, fast_fsrcnn, fast_srcnn, fast_srcnn_ref
 from .models import ESPCN, FSRCNN, SRCNN, SRCNNRef
 
-__all__ = ["prepare", "run", "FAST_PATHS"]
+__all__ = ["prepare", "run", "FAST_PATHS", "PRECISIONS"]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16")
 
 # Exact CPU rewrites by architecture (tile sizes: srlab.fastpath.DEFAULT_TILE, measured).
 FAST_PATHS = {FSRCNN: fast_fsrcnn, ESPCN: fast_espcn, SRCNN: fast_srcnn, SRCNNRef: fast_srcnn_ref}
 
 
-def prepare(model: nn.Module, fast: bool = True) -> nn.Module:
+def prepare(model: nn.Module, fast: bool = True, precision: str = "fp32") -> nn.Module:
     """An inference-ready version of ``model``: same outputs, eval mode, no gradients.
 
     With ``fast`` (the default) and a float32 CPU model of a known architecture,
     the returned module is the tiled fast path (a new module; ``model`` itself is
     only put in eval mode). It keeps ``scale``, ``hparams`` and ``registry_name``.
+    ``precision="bf16"`` makes that fast path compute in bfloat16; it needs one
+    (ValueError otherwise), except for a model without weights (the bicubic), which
+    is returned as it is.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     builder = FAST_PATHS.get(type(model))
     params = list(model.parameters())
-    if not fast or builder is None or not params or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+    usable = builder is not None and params and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
+    if precision == "bf16" and params and not (fast and usable):
+        name = getattr(model, "registry_name", type(model).__name__)
+        raise ValueError(f"bf16 inference runs on srlab's CPU fast path (float32 FSRCNN, ESPCN or SRCNN on the CPU); not available for {name}")
+    if not fast or not usable:
         return model
     fast_model = builder(model)
+    if precision == "bf16":
+        if not _native_bf16():
+            log.warning("this CPU has no native bfloat16 (AMX or AVX512-BF16): bf16 inference will be slower than fp32")
+        fast_model = fast_model.to(torch.bfloat16)
     fast_model.hparams = dict(getattr(model, "hparams", {}))
     fast_model.registry_name = getattr(model, "registry_name", type(model).__name__.lower())
     return fast_model
@@ -54,3 +78,13 @@ def run(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
     """``model(lr)`` under ``torch.inference_mode``; ``lr`` is ``(N, C, h, w)`` float in [0, 1]."""
     with torch.inference_mode():
         return model(lr)
+
+
+def _native_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (an internal PyTorch check;
+    assumed present if that check is missing)."""
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else True
+    except RuntimeError:
+        return True

@@ -79,6 +79,9 @@ class Upscaler:
         self_ensemble: average the model over the 8 flips and rotations of
             each tile (:class:`srlab.ensemble.SelfEnsemble`): 8 network passes,
             0.07-0.25 dB higher PSNR for the shipped weights (docs/RESULTS.md).
+        precision: ``"fp32"`` (exact) or ``"bf16"``: the network in bfloat16, faster
+            on CPUs with AMX or AVX512-BF16 at a small PSNR cost
+            (:func:`srlab.inference.prepare`, docs/SPEED.md).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Upscaler:
         tile: int | None = None,
         device: str | torch.device = "cpu",
         self_ensemble: bool = False,
+        precision: str = "fp32",
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -101,9 +105,15 @@ class Upscaler:
             raise ValueError(f"model is x{model_scale}, but {what}")
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be >= 0 (0 = no tiling), got {tile}")
-        self.model = prepare(model.to(device))
+        model = model.to(device)
+        self.model = prepare(model, precision=precision)
         if self_ensemble:
             self.model = SelfEnsemble(self.model)
+        self.precision = precision
+        # bfloat16 kernels smear a NaN probe wider than the network can see (FSRCNN's
+        # margin would grow from 9 to 15 LR pixels); the receptive field does not depend
+        # on the dtype, so a float32 twin measures it (see margin()).
+        self._exact_twin = (lambda: Upscaler(model, scale, mode, tile, device, self_ensemble)) if precision != "fp32" else None
         self.scale = scale
         self.mode = mode
         self.tile = DEFAULT_TILE if tile is None else tile
@@ -157,7 +167,10 @@ class Upscaler:
     def margin(self, channels: int) -> int:
         """The exact tiling margin for images with ``channels`` channels (measured once)."""
         if channels not in self._margins:
-            self._margins[channels] = receptive_margin(self.tile_function(channels), self.scale, channels, device=self.device)
+            if self._exact_twin is not None:
+                self._margins[channels] = self._exact_twin().margin(channels)
+            else:
+                self._margins[channels] = receptive_margin(self.tile_function(channels), self.scale, channels, device=self.device)
         return self._margins[channels]
 
     # -- arrays ----------------------------------------------------------------
@@ -488,6 +501,7 @@ def load_upscaler(
     tile: int | None = None,
     device: str | torch.device = "cpu",
     self_ensemble: bool = False,
+    precision: str = "fp32",
 ) -> Upscaler:
     """An :class:`Upscaler` from a model name (shipped weights), a checkpoint path or a module.
 
@@ -500,7 +514,7 @@ def load_upscaler(
         net = model
     else:
         net = resolve_model(str(model), 1 if mode == "restore" else scale, weights)
-    return Upscaler(net, scale, mode, tile, device, self_ensemble)
+    return Upscaler(net, scale, mode, tile, device, self_ensemble, precision)
 
 
 def model_label(model: str | nn.Module, weights: str | os.PathLike | None = None, self_ensemble: bool = False) -> str:
@@ -527,6 +541,7 @@ def upscale(
     mode: str = "sr",
     device: str | torch.device = "cpu",
     self_ensemble: bool = False,
+    precision: str = "fp32",
 ):
     """Upscale one image by ``scale`` and return it as the same kind of object.
 
@@ -542,13 +557,14 @@ def upscale(
         weights: a checkpoint to use instead of the shipped weights.
         mode: ``"sr"`` or ``"restore"`` (bicubic, then a scale-1 model).
         self_ensemble: average over the 8 flips and rotations (8 network passes per tile).
+        precision: ``"fp32"`` or ``"bf16"`` (faster on CPUs with native bfloat16, not exact).
 
     Returns:
         PIL in -> PIL out (with ``info`` carrying ICC/EXIF/dpi), numpy -> numpy
         of the same dtype and layout, tensor -> tensor of the same dtype and
         device; all ``scale`` times larger.
     """
-    up = load_upscaler(model, scale, weights, mode, tile, device, self_ensemble)
+    up = load_upscaler(model, scale, weights, mode, tile, device, self_ensemble, precision)
     if isinstance(image, Image.Image):
         return up.pil(image)
     if isinstance(image, np.ndarray):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from ..device import resolve_device
 from ..models import list_models
 
 MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint .safetensors path"
 # eval and upscale (and compare's --models) also take NAME+; export and features do not.
 MODEL_PLUS_HELP = MODEL_HELP + "; a trailing + (fsrcnn+) adds the self-ensemble"
+PRECISION_HELP = (
+    "fp32 (default, exact) or bf16: the network's convolutions in bfloat16, faster on CPUs with AMX or AVX512-BF16 "
+    "(SRCNN most), 0.01-0.1 dB lower PSNR; see docs/SPEED.md"
+)
 
 
 def split_plus(model: str) -> tuple[str, bool]:
@@ -38,3 +44,12 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
     if w < 1 or h < 1 or x < 0 or y < 0:
         raise ValueError(f"--crop {text!r}: need x, y >= 0 and w, h >= 1")
     return x, y, w, h
+
+
+def device_arg(text: str):
+    """argparse ``type`` for ``--device``: a bad or missing device is a usage error, not a
+    traceback from the first tensor moved there."""
+    try:
+        return resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -9,9 +9,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..inference import PRECISIONS
 from ..tiling import DEFAULT_TILE
 from ..upscale import FORMATS, MODES, collect_inputs, load_upscaler, model_label, output_path, upscale_file
-from .common import MODEL_PLUS_HELP, model_and_ensemble, progress_enabled
+from .common import MODEL_PLUS_HELP, PRECISION_HELP, device_arg, model_and_ensemble, progress_enabled
 
 # Images with more tiles than this get their own progress bar.
 _TILE_BAR_MIN = 4
@@ -39,7 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs (and ** in globs)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse inputs with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--self-ensemble", action="store_true", help="average the model over the 8 flips and rotations of the input (8 network passes instead of 1; outputs named <model>+)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
     p.set_defaults(run=run)
 
 
@@ -56,7 +58,7 @@ def run(args) -> int:
         _error(message, None)
     failed = len(problems)
     model, self_ensemble = model_and_ensemble(args)
-    upscaler = load_upscaler(model, args.scale, args.weights, args.mode, args.tile, args.device, self_ensemble)
+    upscaler = load_upscaler(model, args.scale, args.weights, args.mode, args.tile, args.device, self_ensemble, args.precision)
     label = model_label(model, args.weights, self_ensemble)
     out_dir = Path(args.out)
     inputs = {src.resolve() for src, _ in found}

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..device import resolve_device
+
 __all__ = ["DistInfo", "setup", "teardown", "pick_device"]
 
 
@@ -44,7 +46,7 @@ def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
                 f"processes per node (torchrun --nproc_per_node={visible}) or set device: cpu"
             )
         return torch.device(f"cuda:{local_rank}")
-    return torch.device(requested)
+    return resolve_device(requested)
 
 
 def setup() -> DistInfo:
