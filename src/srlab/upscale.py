@@ -78,9 +78,9 @@ class Upscaler:
         device: where the model runs; tiles move there and back.
         self_ensemble: average the model over the 8 flips and rotations of
             each tile (:class:`srlab.ensemble.SelfEnsemble`): 8 network passes,
-            0.07-0.25 dB higher PSNR for the shipped weights (docs/RESULTS.md).
-        precision: ``"fp32"`` (exact) or ``"bf16"``: the network in bfloat16, faster
-            on CPUs with AMX or AVX512-BF16 at a small PSNR cost
+            0.07-0.23 dB higher PSNR for the shipped weights (docs/RESULTS.md).
+        precision: ``"fp32"`` (exact) or ``"bf16"``: the network in bfloat16, about 3x
+            faster for SRCNN on CPUs with AMX or AVX512-BF16 at a small PSNR cost
             (:func:`srlab.inference.prepare`, docs/SPEED.md).
     """
 
@@ -557,7 +557,7 @@ def upscale(
         weights: a checkpoint to use instead of the shipped weights.
         mode: ``"sr"`` or ``"restore"`` (bicubic, then a scale-1 model).
         self_ensemble: average over the 8 flips and rotations (8 network passes per tile).
-        precision: ``"fp32"`` or ``"bf16"`` (faster on CPUs with native bfloat16, not exact).
+        precision: ``"fp32"`` or ``"bf16"`` (not exact; faster for SRCNN on CPUs with native bfloat16).
 
     Returns:
         PIL in -> PIL out (with ``info`` carrying ICC/EXIF/dpi), numpy -> numpy

@@ -12,8 +12,8 @@ MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint 
 # eval and upscale (and compare's --models) also take NAME+; export and features do not.
 MODEL_PLUS_HELP = MODEL_HELP + "; a trailing + (fsrcnn+) adds the self-ensemble"
 PRECISION_HELP = (
-    "fp32 (default, exact) or bf16: the network's convolutions in bfloat16, faster on CPUs with AMX or AVX512-BF16 "
-    "(SRCNN most), 0.01-0.1 dB lower PSNR; see docs/SPEED.md"
+    "fp32 (default, exact) or bf16: the network's convolutions in bfloat16; on CPUs with AMX or AVX512-BF16 "
+    "about 3x faster for srcnn_955 (not for fsrcnn), up to 0.1 dB lower PSNR; see docs/SPEED.md"
 )
 
 
