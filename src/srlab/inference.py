@@ -16,7 +16,7 @@ else (the bicubic baseline, an unknown module), the model itself is returned in
 eval mode.
 
 ``precision="bf16"`` runs the fast path's convolutions in bfloat16 instead (input and
-output stay float32). It is not exact: on the shipped weights it costs 0.004-0.09 dB of
+output stay float32). It is not exact: on the shipped weights it costs 0.004-0.04 dB of
 PSNR (``srlab eval --precision bf16`` measures it; numbers in docs/SPEED.md), and it is
 only pays for SRCNN on CPUs with native bfloat16 (AMX or AVX512-BF16): about 3x
 there, while FSRCNN's small layers run slower (measured in docs/SPEED.md).
