@@ -27,3 +27,13 @@ def test_missing_cuda_is_named_before_any_work():
         resolve_device("cuda:1")
     with pytest.raises(ValueError, match="CUDA is not available"):
         pick_device("cuda")  # what `srlab train --set device=cuda` goes through
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_python_api_refuses_missing_cuda_with_a_value_error():
+    import numpy as np
+
+    import srlab
+
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        srlab.upscale(np.zeros((8, 8), np.uint8), 2, model="bicubic", device="cuda")

@@ -30,6 +30,7 @@ from PIL import Image
 from torch import nn
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .device import resolve_device
 from .ensemble import SelfEnsemble
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, atomic_write, open_image
 from .imresize import imresize
@@ -105,6 +106,7 @@ class Upscaler:
             raise ValueError(f"model is x{model_scale}, but {what}")
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be >= 0 (0 = no tiling), got {tile}")
+        device = resolve_device(device)
         model = model.to(device)
         self.model = prepare(model, precision=precision)
         if self_ensemble:
