@@ -489,3 +489,13 @@ def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
     assert load_model(out).scale == 2
     one = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing"), "--last", "3", "--out", str(out)], capture_output=True, text=True)
     assert one.returncode == 1 and "needs at least 2 snapshots" in one.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_gpu_is_one_line_and_leaves_no_run_folder(tiny, tmp_path, capsys):
+    path, _ = tiny
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out), "--set", "device=cuda"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("srlab train: error: device 'cuda': CUDA is not available (")
+    assert not out.exists()

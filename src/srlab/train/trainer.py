@@ -199,10 +199,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     # Every rank checks (read-only), so they all stop together instead of one waiting for the other.
     if out.exists() and (out / "last.json").exists() and not resume:
         raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    device = distributed.pick_device(cfg.device, dist_info.local_rank)  # before the run folder: a missing GPU leaves nothing behind
     if dist_info.is_main:
         _check_writable(out)
         _remove_stale_temporaries(out)
-    device = distributed.pick_device(cfg.device, dist_info.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
