@@ -17,7 +17,7 @@ import platform
 import torch
 
 from srlab.data import resolve_data_path
-from srlab.inference import prepare, run
+from srlab.inference import native_bf16, prepare, run
 from srlab.pretrained import available_pretrained, load_pretrained
 from srlab.protocol import evaluate_folder
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folders = [resolve_data_path(d) for d in args.data]
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, native bf16: {native_bf16()}")
     print("| model | scale | set | fp32 PSNR | bf16 PSNR | bf16 - fp32 | fp32 SSIM | bf16 SSIM |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, scale in available_pretrained():

@@ -17,8 +17,8 @@ eval mode.
 
 ``precision="bf16"`` runs the fast path's convolutions in bfloat16 instead (input and
 output stay float32). It is not exact: on the shipped weights it costs 0.004-0.04 dB of
-PSNR (``srlab eval --precision bf16`` measures it; numbers in docs/SPEED.md), and it is
-only pays for SRCNN on CPUs with native bfloat16 (AMX or AVX512-BF16): about 3x
+PSNR (``srlab eval --precision bf16`` measures it; numbers in docs/SPEED.md), and it
+only pays off for SRCNN on CPUs with native bfloat16 (AMX or AVX512-BF16): about 3x
 there, while FSRCNN's small layers run slower (measured in docs/SPEED.md).
 """
 
@@ -32,7 +32,7 @@ from torch import nn
 from .fastpath import fast_espcn, fast_fsrcnn, fast_srcnn, fast_srcnn_ref
 from .models import ESPCN, FSRCNN, SRCNN, SRCNNRef
 
-__all__ = ["prepare", "run", "FAST_PATHS", "PRECISIONS"]
+__all__ = ["prepare", "run", "native_bf16", "FAST_PATHS", "PRECISIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def prepare(model: nn.Module, fast: bool = True, precision: str = "fp32") -> nn.
         return model
     fast_model = builder(model)
     if precision == "bf16":
-        if not _native_bf16():
+        if not native_bf16():
             log.warning("this CPU has no native bfloat16 (AMX or AVX512-BF16): bf16 inference will be slower than fp32")
         fast_model = fast_model.to(torch.bfloat16)
     fast_model.hparams = dict(getattr(model, "hparams", {}))
@@ -81,7 +81,7 @@ def run(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
         return model(lr)
 
 
-def _native_bf16() -> bool:
+def native_bf16() -> bool:
     """Whether oneDNN has native bfloat16 kernels on this CPU (an internal PyTorch check;
     assumed present if that check is missing)."""
     check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)

@@ -53,3 +53,8 @@ def device_arg(text: str):
         return resolve_device(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_device_argument(parser) -> None:
+    """The ``--device`` option every inference command takes, checked by :func:`device_arg`."""
+    parser.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")

@@ -10,7 +10,7 @@ import numpy as np
 from ..compare import draw_figure, pick_crop, run_comparison
 from ..imageio import DEFAULT_MAX_PIXELS, open_image
 from ..upscale import load_upscaler, model_label
-from .common import device_arg, parse_box, split_plus
+from .common import add_device_argument, parse_box, split_plus
 
 
 def add_parser(sub) -> None:
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--degrade", action="store_true", help="treat IMAGE as ground truth: downscale first and score every method")
     p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (default: srlab's)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse bigger images")
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    add_device_argument(p)
     p.set_defaults(run=run)
 
 

@@ -15,7 +15,7 @@ from ..inference import PRECISIONS, prepare
 from ..pretrained import ASSETS_DIR, resolve_model
 from ..protocol import evaluate_folder
 from ..upscale import model_label
-from .common import MODEL_PLUS_HELP, PRECISION_HELP, device_arg, model_and_ensemble, progress_enabled
+from .common import MODEL_PLUS_HELP, PRECISION_HELP, add_device_argument, model_and_ensemble, progress_enabled
 
 
 def add_parser(sub) -> None:
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
         help="average over the 8 flips and rotations of each input (8 network passes instead of 1; scored as <model>+, not comparable with the papers' single passes)",
     )
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP + " (bf16 is scored as <model>@bf16, through the fast path srlab upscale uses)")
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    add_device_argument(p)
     p.set_defaults(run=run)
 
 

@@ -12,7 +12,7 @@ from ..features_plot import write_report
 from ..imageio import DEFAULT_MAX_PIXELS, open_image
 from ..models import create_model, list_models
 from ..pretrained import ASSETS_DIR, resolve_model
-from .common import MODEL_HELP, device_arg, parse_box
+from .common import MODEL_HELP, add_device_argument, parse_box
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--npz", action="store_true", help="also save the raw activations to DIR/activations.npz")
     p.add_argument("--list", action="store_true", help="print the layer names and output shapes for this image and exit")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    add_device_argument(p)
     p.set_defaults(run=run)
 
 

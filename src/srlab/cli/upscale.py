@@ -12,7 +12,7 @@ from ..imageio import DEFAULT_MAX_PIXELS
 from ..inference import PRECISIONS
 from ..tiling import DEFAULT_TILE
 from ..upscale import FORMATS, MODES, collect_inputs, load_upscaler, model_label, output_path, upscale_file
-from .common import MODEL_PLUS_HELP, PRECISION_HELP, device_arg, model_and_ensemble, progress_enabled
+from .common import MODEL_PLUS_HELP, PRECISION_HELP, add_device_argument, model_and_ensemble, progress_enabled
 
 # Images with more tiles than this get their own progress bar.
 _TILE_BAR_MIN = 4
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse inputs with more pixels (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--self-ensemble", action="store_true", help="average the model over the 8 flips and rotations of the input (8 network passes instead of 1; outputs named <model>+)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    add_device_argument(p)
     p.set_defaults(run=run)
 
 
