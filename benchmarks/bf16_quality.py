@@ -17,7 +17,8 @@ import platform
 import torch
 
 from srlab.data import resolve_data_path
-from srlab.inference import native_bf16, prepare, run
+from srlab.device import native_bf16
+from srlab.inference import prepare, run
 from srlab.pretrained import available_pretrained, load_pretrained
 from srlab.protocol import evaluate_folder
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -304,6 +305,17 @@ def test_precision_sets_the_training_forward_and_nothing_else(precision, train_d
     weights = _weights(run)
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
     assert yaml.safe_load((run / "config.yaml").read_text())["precision"] == precision
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(native, tiny, tmp_path, monkeypatch, caplog):
+    """Emulated bfloat16 is slower than float32 (2.4x on an AVX2-only EPYC), so say so."""
+    cfg, _ = tiny
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="srlab.train.trainer"):
+        train(load_config(cfg, ["precision=bf16"]), tmp_path / "r", progress=False)
+    warned = [r.getMessage() for r in caplog.records if "no native bfloat16" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
 
 
 def test_unknown_key_in_a_file_is_an_error(tmp_path):

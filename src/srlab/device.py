@@ -1,4 +1,5 @@
-"""Turning a device name from the command line or a config into a usable ``torch.device``.
+"""Turning a device name from the command line or a config into a usable ``torch.device``,
+and what that device can do.
 
 PyTorch only notices a missing GPU at the first tensor moved there, deep inside a
 model, with an AssertionError; checking the name up front gives one clear line instead.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "native_bf16"]
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -38,3 +39,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device {str(device)!r}: srlab runs on cpu, cuda or mps")
     return device
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (an internal PyTorch check;
+    assumed present if that check is missing)."""
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else True
+    except RuntimeError:
+        return True

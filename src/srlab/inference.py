@@ -29,10 +29,11 @@ import logging
 import torch
 from torch import nn
 
+from .device import native_bf16
 from .fastpath import fast_espcn, fast_fsrcnn, fast_srcnn, fast_srcnn_ref
 from .models import ESPCN, FSRCNN, SRCNN, SRCNNRef
 
-__all__ = ["prepare", "run", "native_bf16", "FAST_PATHS", "PRECISIONS"]
+__all__ = ["prepare", "run", "FAST_PATHS", "PRECISIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,3 @@ def run(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
     """``model(lr)`` under ``torch.inference_mode``; ``lr`` is ``(N, C, h, w)`` float in [0, 1]."""
     with torch.inference_mode():
         return model(lr)
-
-
-def native_bf16() -> bool:
-    """Whether oneDNN has native bfloat16 kernels on this CPU (an internal PyTorch check;
-    assumed present if that check is missing)."""
-    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        return bool(check()) if check is not None else True
-    except RuntimeError:
-        return True

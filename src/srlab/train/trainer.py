@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, load_train_state, save_model, save_train_state, training_time_s
+from ..device import native_bf16
 from ..data import CenterCropSampler, PatchSampler, load_y_images
 from ..imageio import atomic_write
 from ..imresize import imresize
@@ -209,6 +210,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         torch.backends.cudnn.benchmark = True  # fixed patch sizes: pick the fastest kernels once
         torch.backends.cudnn.allow_tf32 = False  # full fp32: TF32 rounding shows at 37 dB
         torch.backends.cuda.matmul.allow_tf32 = False
+    if cfg.precision == "bf16" and device.type == "cpu" and not native_bf16():
+        # Measured on such a CPU (AVX2 only): FSRCNN-s trained at 4.4 it/s in bf16, 10.7 in fp32.
+        log.warning("precision bf16: this CPU has no native bfloat16 (AMX or AVX512-BF16), so training will be slower than fp32")
 
     torch.manual_seed(cfg.seed)
     model_scale = 1 if cfg.dataset == "reference" else cfg.scale
