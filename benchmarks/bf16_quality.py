@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 
 import torch
 
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the scores do not depend on it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not native_bf16():
+        sys.exit("this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX): bf16 inference is refused here, nothing to measure")
     folders = [resolve_data_path(d) for d in args.data]
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, native bf16: {native_bf16()}")
     print("| model | scale | set | fp32 PSNR | bf16 PSNR | bf16 - fp32 | fp32 SSIM | bf16 SSIM |")

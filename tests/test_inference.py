@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from srlab.device import native_bf16
 from srlab.fastpath import SubPixelConv, TiledConvNet, fast_fsrcnn, subpixel_plan
+import srlab.inference as inference_module
 from srlab.inference import FAST_PATHS, prepare, run
 from srlab.models import FSRCNN, create_model, list_models
 from srlab.tiling import receptive_margin
@@ -106,6 +108,7 @@ def test_prepare_falls_back_for_bicubic_and_when_disabled():
     assert isinstance(prepare(model.double()), type(model))  # float64: no fast path, same module
 
 
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
 @pytest.mark.parametrize("name", list_models())
 def test_bf16_fast_path_is_close_and_tiles_agree(name):
     """bf16 keeps float32 in and out, lands within bfloat16's rounding of the float32
@@ -182,3 +185,11 @@ def test_fast_path_works_in_a_forked_child():
     with ctx.Pool(1) as pool:
         out = pool.apply_async(run, (fast, x)).get(timeout=60)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_bf16_is_refused_up_front_where_onednn_has_no_bfloat16(monkeypatch):
+    """oneDNN raised a RuntimeError at the first tile on an AVX2-only CPU; say why before any work."""
+    monkeypatch.setattr(inference_module, "native_bf16", lambda: False)
+    with pytest.raises(ValueError, match=r"bf16 inference needs a CPU with bfloat16 support in oneDNN \(AVX512 or AMX\)"):
+        prepare(create_model("srcnn_955", 3), precision="bf16")
+    assert isinstance(prepare(create_model("srcnn_955", 3)), nn.Module)  # fp32 is unaffected

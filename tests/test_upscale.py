@@ -14,6 +14,7 @@ from PIL import Image, ImageCms, ImageOps
 import srlab
 from srlab.checkpoint import save_model
 from srlab.cli import main
+from srlab.device import native_bf16
 from srlab.imresize import imresize
 from srlab.models import create_model
 from srlab.upscale import Upscaler, collect_inputs, output_path
@@ -417,6 +418,7 @@ def test_outputs_get_ordinary_permissions(tmp_path, ckpt):
 # -- bfloat16 ------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
 def test_bf16_upscaler_tiles_like_float32_and_stays_close():
     """bf16 keeps the float32 receptive margin (its kernels smear a NaN probe wider, a finite
     input does not reach further), tiles agree with the whole image, and the colour result
@@ -432,6 +434,7 @@ def test_bf16_upscaler_tiles_like_float32_and_stays_close():
     assert 0 < diff.max() <= 4 and diff.mean() < 0.5
 
 
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
 def test_bf16_cli_names_outputs_like_fp32_and_eval_labels_it(tmp_path, ckpt, capsys):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _cli("upscale", tmp_path / "a.png", "--weights", ckpt, "--scale", 2, "--out", tmp_path / "o", "--precision", "bf16") == 0
@@ -441,3 +444,14 @@ def test_bf16_cli_names_outputs_like_fp32_and_eval_labels_it(tmp_path, ckpt, cap
     assert " tiny@bf16 " in capsys.readouterr().out
     assert _cli("eval", "--model", "bicubic", "--scale", 2, "--precision", "bf16") == 0
     assert " bicubic " in capsys.readouterr().out  # no weights, nothing changes, no label
+
+
+def test_bf16_on_a_cpu_without_it_is_one_error_line(tmp_path, ckpt, capsys, monkeypatch):
+    import srlab.inference
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    monkeypatch.setattr(srlab.inference, "native_bf16", lambda: False)
+    assert _cli("upscale", tmp_path / "a.png", "--weights", ckpt, "--scale", 2, "--out", tmp_path / "o", "--precision", "bf16") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "this one has none: use fp32" in err[0]
+    assert not (tmp_path / "o").exists()  # refused before the output folder is made

@@ -42,8 +42,11 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def native_bf16() -> bool:
-    """Whether oneDNN has native bfloat16 kernels on this CPU (an internal PyTorch check;
-    assumed present if that check is missing)."""
+    """Whether oneDNN runs bfloat16 kernels on this CPU (an internal PyTorch check that asks
+    for AVX512 BW/VL/DQ, AVX-NE-CONVERT or AMX; assumed present if that check is missing).
+
+    Without it oneDNN's convolutions refuse bfloat16 outright, and PyTorch's own fallback
+    (what autocast uses in training) is slower than float32."""
     check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
     try:
         return bool(check()) if check is not None else True

@@ -24,8 +24,6 @@ there, while FSRCNN's small layers run slower (measured in docs/SPEED.md).
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 
@@ -34,8 +32,6 @@ from .fastpath import fast_espcn, fast_fsrcnn, fast_srcnn, fast_srcnn_ref
 from .models import ESPCN, FSRCNN, SRCNN, SRCNNRef
 
 __all__ = ["prepare", "run", "FAST_PATHS", "PRECISIONS"]
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -66,10 +62,12 @@ def prepare(model: nn.Module, fast: bool = True, precision: str = "fp32") -> nn.
         raise ValueError(f"bf16 inference runs on srlab's CPU fast path (float32 FSRCNN, ESPCN or SRCNN on the CPU); not available for {name}")
     if not fast or not usable:
         return model
+    if precision == "bf16" and not native_bf16():
+        # The fast path calls oneDNN directly, which refuses bfloat16 on such CPUs (a
+        # RuntimeError at the first tile); and emulated bfloat16 would be slower than fp32.
+        raise ValueError("bf16 inference needs a CPU with bfloat16 support in oneDNN (AVX512 or AMX); this one has none: use fp32")
     fast_model = builder(model)
     if precision == "bf16":
-        if not native_bf16():
-            log.warning("this CPU has no native bfloat16 (AMX or AVX512-BF16): bf16 inference will be slower than fp32")
         fast_model = fast_model.to(torch.bfloat16)
     fast_model.hparams = dict(getattr(model, "hparams", {}))
     fast_model.registry_name = getattr(model, "registry_name", type(model).__name__.lower())

@@ -212,7 +212,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         torch.backends.cuda.matmul.allow_tf32 = False
     if cfg.precision == "bf16" and device.type == "cpu" and not native_bf16():
         # Measured on such a CPU (AVX2 only): FSRCNN-s trained at 4.4 it/s in bf16, 10.7 in fp32.
-        log.warning("precision bf16: this CPU has no native bfloat16 (AMX or AVX512-BF16), so training will be slower than fp32")
+        log.warning("precision bf16: this CPU has no bfloat16 support in oneDNN (AVX512 or AMX), so training will be slower than fp32")
 
     torch.manual_seed(cfg.seed)
     model_scale = 1 if cfg.dataset == "reference" else cfg.scale
