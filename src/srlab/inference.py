@@ -19,7 +19,8 @@ eval mode.
 output stay float32). It is not exact: on the shipped weights it costs 0.004-0.04 dB of
 PSNR (``srlab eval --precision bf16`` measures it; numbers in docs/SPEED.md), and it
 only pays off for SRCNN on CPUs with native bfloat16 (AMX or AVX512-BF16): about 3x
-there, while FSRCNN's small layers run slower (measured in docs/SPEED.md).
+there, while FSRCNN's small layers run slower (measured in docs/SPEED.md). A CPU without
+AVX512 or AMX has no bfloat16 convolutions in oneDNN at all; there it is refused.
 """
 
 from __future__ import annotations

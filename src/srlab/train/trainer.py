@@ -25,8 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, load_train_state, save_model, save_train_state, training_time_s
-from ..device import native_bf16
 from ..data import CenterCropSampler, PatchSampler, load_y_images
+from ..device import native_bf16
 from ..imageio import atomic_write
 from ..imresize import imresize
 from ..models import create_model
