@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference data root, a one-thread guard, tiny image folders."""
+"""Shared fixtures: the reference data root, a one-thread guard, a bfloat16 guard, tiny image folders."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from srlab.device import native_bf16
 
 
 def _find_data_root() -> Path | None:
@@ -29,6 +31,13 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("reference data not found: set SRLAB_DATA to the data root or put it at ../shared/data")
     return root
+
+
+@pytest.fixture
+def bf16_cpu():
+    """Skips the test on a CPU whose oneDNN has no bfloat16 (no AVX512 or AMX): bf16 inference is refused there."""
+    if not native_bf16():
+        pytest.skip("this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from srlab.device import native_bf16
-from srlab.fastpath import SubPixelConv, TiledConvNet, fast_fsrcnn, subpixel_plan
 import srlab.inference as inference_module
+from srlab.fastpath import SubPixelConv, TiledConvNet, fast_fsrcnn, subpixel_plan
 from srlab.inference import FAST_PATHS, prepare, run
 from srlab.models import FSRCNN, create_model, list_models
 from srlab.tiling import receptive_margin
@@ -108,9 +107,8 @@ def test_prepare_falls_back_for_bicubic_and_when_disabled():
     assert isinstance(prepare(model.double()), type(model))  # float64: no fast path, same module
 
 
-@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
 @pytest.mark.parametrize("name", list_models())
-def test_bf16_fast_path_is_close_and_tiles_agree(name):
+def test_bf16_fast_path_is_close_and_tiles_agree(name, bf16_cpu):
     """bf16 keeps float32 in and out, lands within bfloat16's rounding of the float32
     result, and is not quietly float32: tiling changes it only by summation order."""
     model = _perturbed(name, 2)

@@ -14,7 +14,6 @@ from PIL import Image, ImageCms, ImageOps
 import srlab
 from srlab.checkpoint import save_model
 from srlab.cli import main
-from srlab.device import native_bf16
 from srlab.imresize import imresize
 from srlab.models import create_model
 from srlab.upscale import Upscaler, collect_inputs, output_path
@@ -418,8 +417,7 @@ def test_outputs_get_ordinary_permissions(tmp_path, ckpt):
 # -- bfloat16 ------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
-def test_bf16_upscaler_tiles_like_float32_and_stays_close():
+def test_bf16_upscaler_tiles_like_float32_and_stays_close(bf16_cpu):
     """bf16 keeps the float32 receptive margin (its kernels smear a NaN probe wider, a finite
     input does not reach further), tiles agree with the whole image, and the colour result
     is within a few levels of float32."""
@@ -434,8 +432,7 @@ def test_bf16_upscaler_tiles_like_float32_and_stays_close():
     assert 0 < diff.max() <= 4 and diff.mean() < 0.5
 
 
-@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in oneDNN (needs AVX512 or AMX); bf16 inference is refused here")
-def test_bf16_cli_names_outputs_like_fp32_and_eval_labels_it(tmp_path, ckpt, capsys):
+def test_bf16_cli_names_outputs_like_fp32_and_eval_labels_it(tmp_path, ckpt, capsys, bf16_cpu):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _cli("upscale", tmp_path / "a.png", "--weights", ckpt, "--scale", 2, "--out", tmp_path / "o", "--precision", "bf16") == 0
     assert (tmp_path / "o" / "a_tiny_x2.png").exists()
