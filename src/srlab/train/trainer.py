@@ -92,7 +92,9 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     groups = _param_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # On a GPU these small nets are bound by kernel launches: the fused Adam is one kernel per step.
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def _make_sampler(cfg: TrainConfig, device: torch.device):
@@ -261,6 +263,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     metrics_path = out / "metrics.jsonl"
     bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and dist_info.is_main), unit="it", dynamic_ncols=True)
     t0, window_loss, window_n, last_val = time.perf_counter(), 0.0, 0, None
+    window: list[torch.Tensor] = []  # this window's per-step losses, still on the device
     window_start = t0
 
     def save(iteration: int, metrics: dict) -> None:
@@ -315,12 +318,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             global_loss = global_loss.clone()
             torch.distributed.all_reduce(global_loss)
             global_loss /= dist_info.world_size
-        if not torch.isfinite(global_loss):
-            bar.close()
-            raise TrainingDiverged(
-                f"loss became {global_loss.item()} at iteration {it}; stopped. The last good checkpoint in {out} was kept "
-                "(try a lower lr or grad_clip)"
-            )
+        window.append(global_loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -328,11 +326,27 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         optimizer.step()
         if average:
             average.update(model, it)
-        window_loss += global_loss.item()
-        window_n += 1
         done = it + 1
         bar.update(1)
-        if dist_info.is_main and (done % cfg.log_every == 0 or done == cfg.iterations):
+        logging_step = done % cfg.log_every == 0 or done == cfg.iterations
+        validation_step = done % cfg.val_every == 0 or done == cfg.iterations
+        if logging_step or validation_step:
+            # The losses are read back here, once per window, not after every step: a read waits
+            # for the device, and on a GPU that wait would stall every step. A non-finite loss is
+            # still named by its own iteration, and nothing after it is ever saved.
+            losses = torch.stack(window).cpu().double()
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                bar.close()
+                first = int(bad[0])
+                raise TrainingDiverged(
+                    f"loss became {losses[first].item()} at iteration {done - len(window) + first}; stopped. "
+                    f"The last good checkpoint in {out} was kept (try a lower lr or grad_clip)"
+                )
+            window_loss += float(losses.sum())
+            window_n += len(window)
+            window.clear()
+        if dist_info.is_main and logging_step:
             now = time.perf_counter()
             record = {
                 "iteration": done,
@@ -344,7 +358,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             log_line(record)
             bar.set_postfix(loss=f"{record['loss']:.2e}", lr=f"{record['lr']:.1e}", val=last_val or "-")
             window_loss, window_n, window_start = 0.0, 0, now
-        if done % cfg.val_every == 0 or done == cfg.iterations:
+        if validation_step:
             # A finite loss can still be followed by a step that breaks the weights; never save those.
             # Weights are identical on every rank, so all ranks stop here together.
             _check_finite(model, done, out)
