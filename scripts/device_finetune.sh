@@ -3,7 +3,9 @@
 # own `srlab train` process, within a wall-clock budget (docs/RESULTS.md, twenty-fifth session).
 #
 # Usage, from the repo root on the GPU machine, with BSDS500/{train,val} under .devdata:
-#   scripts/device_finetune.sh BUDGET_S STOP_S OUT_DIR
+#   scripts/device_finetune.sh BUDGET_S STOP_S OUT_DIR [RUN ...]
+# RUN names pick some of the runs below (default: all 11). The GPU is busy with one run (an H200
+# gave each of 11 runs about a seventh of its speed alone), so fewer runs go further each.
 # BUDGET_S is each run's time_budget_s (its iteration count is measured from it during warm-up);
 # STOP_S (from the script's start) is when any run still going is stopped (a run whose speed fell after its warm-up would
 # otherwise overrun the machine's time; its snapshots and `last` are kept). The run folders are
@@ -12,6 +14,7 @@
 # script out on a CPU: DEVICE=cpu EXTRA="--set batch_size=2 --set val_limit=2" ... 
 set -u
 budget=${1:-420}; stop=${2:-540}; out=${3:-runs/gpu}
+shift $(($# < 3 ? $# : 3)); selected=" $* "
 read -r -a extra <<< "${EXTRA:-}"
 export PYTHONPATH=$PWD/src SRLAB_DATA=$PWD/.devdata PYTHONUNBUFFERED=1
 mkdir -p "$out"
@@ -37,6 +40,7 @@ common=(--set "time_budget_s=$budget" --set iterations=100000000 --set keep_snap
         --set "scale_augment=[0.9,0.8,0.7,0.6]")
 run() {  # run NAME WEIGHTS CONFIG [--set ...]
   local name=$1 weights=$2 config=$3; shift 3
+  [ "$selected" = "  " ] || [[ "$selected" == *" $name "* ]] || return 0
   echo "srlab train --config $config --out $out/$name --init-from src/srlab/weights/$weights.safetensors ${common[*]} $* ${extra[*]}" > "$out/$name.cmd"
   python3 -m srlab -q train --config "$config" --out "$out/$name" --init-from "src/srlab/weights/$weights.safetensors" \
     "${common[@]}" "$@" "${extra[@]}" > "$out/$name.log" 2>&1 &
@@ -66,7 +70,9 @@ done
 echo quit | nvidia-cuda-mps-control 2>/dev/null
 for log in "$out"/*.log; do echo "== $log"; tail -n 2 "$log"; done
 for name in srcnn_955_x2 srcnn_955_x3 srcnn_955_x4; do
+  [ -d "$out/$name" ] || continue
   tar czf "$out/$name.tgz" -C "$out" "$name" "$name.log" "$name.cmd"
 done
-tar czf "$out/others.tgz" -C "$out" --exclude='srcnn_955_*' --exclude='*.tgz' .
+# Written beside the folder it packs, then moved in (tar would otherwise read its own output).
+tar czf "$out.others.tgz" -C "$out" --exclude='srcnn_955_*' --exclude='*.tgz' . && mv "$out.others.tgz" "$out/others.tgz"
 ls -la "$out"
