@@ -11,7 +11,7 @@
 # otherwise overrun the machine's time; its snapshots and `last` are kept). The run folders are
 # packed into OUT_DIR/*.tgz, one archive per SRCNN run (their snapshots are the largest) and one
 # for the rest. DEVICE (default cuda) and EXTRA (more --set options, applied last) are for trying the
-# script out on a CPU: DEVICE=cpu EXTRA="--set batch_size=2 --set val_limit=2" ... 
+# script out on a CPU: DEVICE=cpu EXTRA="--set batch_size=2 --set val_limit=2" ...
 set -u
 budget=${1:-420}; stop=${2:-540}; out=${3:-runs/gpu}
 shift $(($# < 3 ? $# : 3)); selected=" $* "
@@ -21,8 +21,9 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, safetensors, yaml, tqdm, PIL; print('torch', torch.__version__, torch.cuda.is_available())" || exit 1
 
-# MPS lets the runs' kernels share the GPU at once instead of taking turns (each run alone is
-# bound by kernel launches, not by the GPU). Checked with one CUDA op; dropped if that fails.
+# MPS lets the runs' kernels share the GPU at once instead of taking turns, filling the gaps
+# between one run's small kernels (on the H200 that bought little: one run already kept it busy).
+# Checked with one CUDA op; dropped if that fails.
 if nvidia-cuda-mps-control -d 2>/dev/null; then
   if timeout 45 python3 -c "import torch; print('MPS client ok', (torch.ones(1, device='cuda') + 1).item())"; then
     echo "MPS on"
