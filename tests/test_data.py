@@ -14,7 +14,7 @@ from PIL import Image
 
 from srlab.cli import main
 from srlab.data import CenterCropSampler, PatchSampler, data_root, load_y_images, resolve_data_path
-from srlab.data.patches import dihedral_grids
+from srlab.data.patches import detail, dihedral_grids
 from srlab.imresize import imresize
 from srlab.imageio import list_images
 
@@ -110,6 +110,45 @@ def test_scale_augmentation_adds_downscaled_copies_and_small_images_are_an_error
         PatchSampler(imgs, 2, 30)
     with pytest.raises(ValueError, match="lr_patch must be >= 1"):
         PatchSampler(imgs, 2, 0)
+
+
+def test_detail_ranks_texture_above_flat_and_ignores_flips():
+    flat = torch.full((6, 6), 0.5)
+    ramp = torch.linspace(0, 1, 6).repeat(6, 1)
+    noise = torch.rand(6, 6, generator=torch.Generator().manual_seed(0))
+    scores = detail(torch.stack([flat, ramp, noise]))
+    assert scores[0] == 0 and 0 < scores[1] < scores[2]
+    # A horizontal ramp of step 0.2: no vertical difference, 0.04 horizontally, averaged over 6x5 pairs.
+    assert scores[1].item() == pytest.approx(0.04)
+    assert torch.allclose(detail(torch.stack(_transforms(noise))), scores[2].expand(8))
+
+
+def test_detail_oversampling_draws_from_the_textured_half_and_keeps_pairs_exact():
+    # Left half flat grey, right half noise: uniform sampling sees both, oversampling the detailed.
+    rng = np.random.default_rng(0)
+    img = np.full((60, 60), 128, np.uint8)
+    img[:, 30:] = rng.integers(0, 256, (60, 30))
+    s, p = 2, 4
+    hr_full = torch.from_numpy(img.astype(np.float32) / 255)
+    lr_full = imresize(hr_full.double(), 1 / s).float()
+
+    def right_half_share(sampler):
+        lr, hr = sampler.sample(64)
+        starts = []
+        for i in range(64):
+            # A flat HR patch occurs at many places; its LR partner must match at one of them.
+            hits = [(y, x) for y, x in _locate(hr_full, hr[i, 0]) if y % s == 0 and x % s == 0
+                    and torch.equal(lr[i, 0], lr_full[y // s : y // s + p, x // s : x // s + p])]
+            assert hits, f"sample {i}: LR and HR are not the same crop"
+            starts.append(hits[-1][1])
+        return np.mean(np.array(starts) > 30 - s * p)  # reaches into the noisy half
+
+    uniform = right_half_share(PatchSampler([img], s, p, augment=False, seed=4))
+    biased = right_half_share(PatchSampler([img], s, p, augment=False, seed=4, detail_oversample=4))
+    assert 0.3 < uniform < 0.8
+    assert biased > 0.95
+    with pytest.raises(ValueError, match="detail_oversample must be >= 1"):
+        PatchSampler([img], s, p, detail_oversample=0.5)
 
 
 def test_reference_crops_are_down_then_up_scaled_centre_crops():

@@ -108,6 +108,7 @@ CONFIG_ERRORS = [
     ({"model_args": [1, 2]}, r"model_args: expected a dict"),
     ({"scale_augment": [2.0]}, r"scale_augment: factors must be in \(0, 1\]"),
     ({"scale_augment": ["a"]}, r"scale_augment: expected a list of numbers"),
+    ({"detail_oversample": 0.5}, r"detail_oversample: must be a number >= 1, got 0.5"),
     ({"milestones": [100, "a"]}, r"milestones: expected a list of iterations"),
     ({"grad_clip": -1}, r"grad_clip: must be > 0 or null"),
     ({"gamma": 0}, r"gamma: must be > 0"),

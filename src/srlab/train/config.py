@@ -47,6 +47,9 @@ class TrainConfig:
     augment: bool = True  # 8 flips/rotations
     scale_augment: list = field(default_factory=list)  # extra down-scaled HR copies, FSRCNN: [0.9, 0.8, 0.7, 0.6]
     reference_crop: int = 300  # only for dataset=reference
+    # > 1: draw this many patches per batch slot and keep the ones with the most LR detail
+    # (SamplingAug's idea; data/patches.py). 1 is the papers' uniform sampling.
+    detail_oversample: float = 1.0
     # Optimisation.
     iterations: int = 100_000
     batch_size: int = 64
@@ -183,6 +186,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"grad_clip: must be > 0 or null, got {cfg.grad_clip}")
     if not cfg.gamma > 0:
         raise ConfigError(f"gamma: must be > 0, got {cfg.gamma}")
+    if isinstance(cfg.detail_oversample, bool) or not isinstance(cfg.detail_oversample, (int, float)) or not cfg.detail_oversample >= 1:
+        raise ConfigError(f"detail_oversample: must be a number >= 1, got {cfg.detail_oversample}")
     if cfg.weight_decay < 0:
         raise ConfigError(f"weight_decay: must be >= 0, got {cfg.weight_decay}")
     if not 0 <= cfg.ema_decay < 1:

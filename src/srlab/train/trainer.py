@@ -101,7 +101,8 @@ def _make_sampler(cfg: TrainConfig, device: torch.device):
     images, _ = load_y_images(cfg.train_data)
     if cfg.dataset == "reference":
         return CenterCropSampler(images, cfg.scale, cfg.reference_crop, device=device, seed=cfg.seed)
-    return PatchSampler(images, cfg.scale, cfg.lr_patch, cfg.augment, cfg.scale_augment, device=device, seed=cfg.seed)
+    return PatchSampler(images, cfg.scale, cfg.lr_patch, cfg.augment, cfg.scale_augment, device=device, seed=cfg.seed,
+                        detail_oversample=cfg.detail_oversample)
 
 
 def validate(model: nn.Module, images: list[np.ndarray], cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
