@@ -47,6 +47,8 @@ def plot_run(runs: list[str | os.PathLike] | str | os.PathLike, out: str | os.Pa
     xlabel = "hours of training" if by_time else "iteration"
     ax_loss.set(xlabel=xlabel, ylabel="training loss", yscale="log", title="Loss")
     ax_val.set(xlabel=xlabel, ylabel="PSNR (dB, Y, paper protocol)", title="Validation PSNR")
+    # Fine-tuning curves move by thousandths of a dB: show 28.425, not "+2.842e1" and 0.005.
+    ax_val.ticklabel_format(axis="y", useOffset=False)
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
