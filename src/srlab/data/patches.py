@@ -143,7 +143,7 @@ class PatchSampler:
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         g, s, p = self.generator, self.scale, self.p
-        n = max(batch_size, math.ceil(batch_size * self.detail_oversample))
+        n = math.ceil(batch_size * self.detail_oversample)  # >= batch_size: the factor is >= 1
         img = torch.multinomial(self.image_weights, n, replacement=True, generator=g)
         y0 = (torch.rand(n, generator=g, device=self.device) * (self.lr_h[img] - p + 1)).long()
         x0 = (torch.rand(n, generator=g, device=self.device) * (self.lr_w[img] - p + 1)).long()

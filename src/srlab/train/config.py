@@ -186,7 +186,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"grad_clip: must be > 0 or null, got {cfg.grad_clip}")
     if not cfg.gamma > 0:
         raise ConfigError(f"gamma: must be > 0, got {cfg.gamma}")
-    if isinstance(cfg.detail_oversample, bool) or not isinstance(cfg.detail_oversample, (int, float)) or not cfg.detail_oversample >= 1:
+    if not cfg.detail_oversample >= 1:  # _coerce has made it a float
         raise ConfigError(f"detail_oversample: must be a number >= 1, got {cfg.detail_oversample}")
     if cfg.weight_decay < 0:
         raise ConfigError(f"weight_decay: must be >= 0, got {cfg.weight_decay}")
