@@ -27,9 +27,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from srlab.checkpoint import read_sidecar, training_time_s
 from srlab.cli import main as srlab_main
 from srlab.imageio import atomic_write
-from srlab.pretrained import available_pretrained
+from srlab.pretrained import WEIGHTS_DIR, available_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "docs" / "RESULTS.md"
@@ -92,6 +93,15 @@ def replace_between(path: Path, begin: str, end: str, body: str) -> None:
     write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S))
 
 
+def training_hours(name: str, scale: int) -> str:
+    """Hours of training behind a shipped file, all its phases (CPU and GPU) added up from its
+    sidecar; "-" for bicubic or a file that records no time."""
+    if name == "bicubic":
+        return "-"
+    seconds = training_time_s(read_sidecar(WEIGHTS_DIR / f"{name}_x{scale}.safetensors"))
+    return f"{seconds / 3600:.1f}" if seconds is not None else "-"
+
+
 def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
     """Each shipped model with and without the 8-transform self-ensemble, PSNR per set."""
     single = {(r["model"], r["scale"], r["set"]): r for r in json.loads(RESULTS_JSON.read_text())}
@@ -127,16 +137,17 @@ def single_pass_table(folders: list[str], sets: list[str], only: list[str] | Non
         cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
         paper = PAPER.get((name, scale))
         paper_cell = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
-        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} |")
+        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} | {training_hours(name, scale)} |")
         print(rows[-1], flush=True)
-    header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " | paper PSNR Set5 / Set14 |"
-    table = "\n".join([header, "|" + " --- |" * (len(sets) + 3), *rows])
-    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 |", "| --- | --- | --- | --- | --- |"]
+    header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " | paper PSNR Set5 / Set14 | training (h) |"
+    table = "\n".join([header, "|" + " --- |" * (len(sets) + 4), *rows])
+    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 | training (h) |", "| --- | --- | --- | --- | --- | --- |"]
     for r5, r14 in zip(everything[0::len(folders)], everything[1::len(folders)]):
         paper = PAPER.get((r5["model"], r5["scale"]))
         readme_rows.append(
             f"| {r5['model']} | x{r5['scale']} | {r5['mean_psnr']:.2f} | {r14['mean_psnr']:.2f} | "
-            + (f"{paper[0]:.2f} / {paper[1]:.2f} |" if paper else "- |")
+            + (f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-")
+            + f" | {training_hours(r5['model'], r5['scale'])} |"
         )
     readme = ROOT / "README.md"
     replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))

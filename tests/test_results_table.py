@@ -42,3 +42,19 @@ def test_replace_between_rewrites_only_the_marked_block(results_table, tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp.md")] == []
     with pytest.raises(SystemExit, match="no <!-- c -->"):
         results_table.replace_between(doc, "<!-- c -->", "<!-- d -->", "x")
+
+
+def test_training_hours_add_up_every_phase_from_the_sidecar(results_table, tmp_path, monkeypatch):
+    import json
+
+    from srlab.checkpoint import save_model
+    from srlab.models import create_model
+
+    # A continuation of a continuation: its own 1800 s plus the 5400 s it started from.
+    save_model(create_model("fsrcnn_s", scale=3), tmp_path / "fsrcnn_s_x3", elapsed_s=1800.0, init_from_elapsed_s=5400.0)
+    save_model(create_model("espcn", scale=3), tmp_path / "espcn_x3")  # records no time
+    monkeypatch.setattr(results_table, "WEIGHTS_DIR", tmp_path)
+    assert json.loads((tmp_path / "fsrcnn_s_x3.json").read_text())["init_from_elapsed_s"] == 5400.0
+    assert results_table.training_hours("fsrcnn_s", 3) == "2.0"
+    assert results_table.training_hours("espcn", 3) == "-"
+    assert results_table.training_hours("bicubic", 3) == "-"
