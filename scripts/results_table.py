@@ -93,6 +93,12 @@ def replace_between(path: Path, begin: str, end: str, body: str) -> None:
     write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S))
 
 
+def paper_cell(name: str, scale: int) -> str:
+    """The published Set5 / Set14 PSNR, or "-" where no paper gives one."""
+    paper = PAPER.get((name, scale))
+    return f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
+
+
 def training_hours(name: str, scale: int) -> str:
     """Hours of training behind a shipped file, all its phases (CPU and GPU) added up from its
     sidecar; "-" for bicubic or a file that records no time."""
@@ -117,8 +123,7 @@ def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
             base = f"{one['mean_psnr']:.2f}" if one else "-"
             gain = f" ({r['mean_psnr'] - one['mean_psnr']:+.2f})" if one else ""
             cells.append(f"{base} | {r['mean_psnr']:.2f}{gain}")
-        paper = PAPER.get((name, scale))
-        rows.append(f"| {name} | x{scale} | " + " | ".join(cells) + (f" | {paper[0]:.2f} / {paper[1]:.2f} |" if paper else " | - |"))
+        rows.append(f"| {name} | x{scale} | " + " | ".join(cells) + f" | {paper_cell(name, scale)} |")
         print(rows[-1], flush=True)
     header = "| model | scale | " + " | ".join(f"{s} one pass | {s} + (8 passes; gain)" for s in sets) + " | paper (one pass) Set5 / Set14 |"
     table = "\n".join([header, "|" + " --- |" * (2 * len(sets) + 3), *rows])
@@ -131,24 +136,18 @@ def single_pass_table(folders: list[str], sets: list[str], only: list[str] | Non
     """Bicubic and every shipped model, PSNR / SSIM per set; also the README's short table."""
     previous = json.loads(RESULTS_JSON.read_text()) if only and RESULTS_JSON.exists() else []
     rows, everything = [], []
+    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 | training (h) |", "| --- | --- | --- | --- | --- | --- |"]
     for name, scale in [("bicubic", s) for s in (2, 3, 4)] + available_pretrained():
         results = scores(name, scale, folders, previous, only)
         everything += results
         cells = " | ".join(f"{r['mean_psnr']:.2f} / {r['mean_ssim']:.4f}" for r in results)
-        paper = PAPER.get((name, scale))
-        paper_cell = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-"
-        rows.append(f"| {name} | x{scale} | {cells} | {paper_cell} | {training_hours(name, scale)} |")
+        paper, hours = paper_cell(name, scale), training_hours(name, scale)
+        rows.append(f"| {name} | x{scale} | {cells} | {paper} | {hours} |")
+        # The README's short table: PSNR on the first two sets (Set5 and Set14 by default).
+        readme_rows.append(f"| {name} | x{scale} | {results[0]['mean_psnr']:.2f} | {results[1]['mean_psnr']:.2f} | {paper} | {hours} |")
         print(rows[-1], flush=True)
     header = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " | paper PSNR Set5 / Set14 | training (h) |"
     table = "\n".join([header, "|" + " --- |" * (len(sets) + 4), *rows])
-    readme_rows = ["| model | scale | Set5 | Set14 | paper Set5 / Set14 | training (h) |", "| --- | --- | --- | --- | --- | --- |"]
-    for r5, r14 in zip(everything[0::len(folders)], everything[1::len(folders)]):
-        paper = PAPER.get((r5["model"], r5["scale"]))
-        readme_rows.append(
-            f"| {r5['model']} | x{r5['scale']} | {r5['mean_psnr']:.2f} | {r14['mean_psnr']:.2f} | "
-            + (f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-")
-            + f" | {training_hours(r5['model'], r5['scale'])} |"
-        )
     readme = ROOT / "README.md"
     replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))
     write_text(RESULTS_JSON, json.dumps(everything, indent=1) + "\n")

@@ -50,7 +50,7 @@ def test_training_hours_add_up_every_phase_from_the_sidecar(results_table, tmp_p
     from srlab.checkpoint import save_model
     from srlab.models import create_model
 
-    # A continuation of a continuation: its own 1800 s plus the 5400 s it started from.
+    # A continuation: its own 1800 s plus the 5400 s behind the weights it started from.
     save_model(create_model("fsrcnn_s", scale=3), tmp_path / "fsrcnn_s_x3", elapsed_s=1800.0, init_from_elapsed_s=5400.0)
     save_model(create_model("espcn", scale=3), tmp_path / "espcn_x3")  # records no time
     monkeypatch.setattr(results_table, "WEIGHTS_DIR", tmp_path)
