@@ -1,11 +1,15 @@
-"""Average the weights of a run's last snapshots into one checkpoint (stochastic weight averaging, offline).
+"""Average checkpoints' weights into one (stochastic weight averaging offline, or a "model soup").
 
 Usage: python scripts/average_snapshots.py RUN/snapshots --last K --out AVG
+       python scripts/average_snapshots.py RUN_A/last.safetensors RUN_B/last.safetensors --out AVG
 
-Reads the K newest RUN/snapshots/iter_N.safetensors (written with keep_snapshots: true),
-averages every tensor uniformly and writes AVG.safetensors + AVG.json: the newest snapshot's
-description plus the list it was averaged from. Score it as any checkpoint
-(`srlab eval --model AVG.safetensors ...`) on BSDS500/val before preferring it to RUN/last.
+A folder stands for its K newest iter_N.safetensors (written with keep_snapshots: true); a
+file stands for itself. Every tensor is averaged uniformly over all of them and AVG.safetensors
++ AVG.json are written: the last source's description plus the list it was averaged from.
+Runs averaged together must have started from the same weights (the same --init-from), or
+their average lies between unrelated minima. The sidecar's training time counts every run
+that contributed, each once. Score AVG on BSDS500/val like any checkpoint
+(`srlab eval --model AVG.safetensors ...`) before preferring it to a run's last.
 """
 
 from __future__ import annotations
@@ -19,16 +23,32 @@ import srlab
 from srlab.checkpoint import save_model
 
 
+def _expand(source: Path, last: int | None) -> list[Path]:
+    if not source.is_dir():
+        return [source]
+    if last is None:
+        raise SystemExit(f"{source}: a snapshots folder needs --last K")
+    return sorted(source.glob("iter_*.safetensors"))[-last:]
+
+
+def _run_of(path: Path) -> Path:
+    """The run folder a checkpoint belongs to: RUN/last.safetensors or RUN/snapshots/iter_N.safetensors."""
+    return path.parent.parent if path.parent.name == "snapshots" else path.parent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("snapshots", type=Path, help="a run's snapshots/ folder")
-    parser.add_argument("--last", type=int, required=True, metavar="K", help="how many of the newest snapshots to average")
+    parser.add_argument("sources", type=Path, nargs="+", help="checkpoint files and/or runs' snapshots/ folders")
+    parser.add_argument("--last", type=int, default=None, metavar="K", help="how many of each folder's newest snapshots to average")
     parser.add_argument("--out", required=True, help="output path without extension")
     args = parser.parse_args()
-    files = sorted(args.snapshots.glob("iter_*.safetensors"))[-args.last :]
+    files = [f for source in args.sources for f in _expand(source, args.last)]
     if len(files) < 2:
-        raise SystemExit(f"{args.snapshots}: needs at least 2 snapshots to average, found {len(files)}")
+        raise SystemExit(f"{' '.join(map(str, args.sources))}: needs at least 2 snapshots to average, found {len(files)}")
     models = [srlab.load_model(f) for f in files]
+    starts = {str((m.checkpoint_meta.get("config") or {}).get("init_from")) for m in models}
+    if len(starts) > 1:
+        raise SystemExit(f"these runs started from different weights ({', '.join(sorted(starts))}); averaging them is meaningless")
     newest = models[-1]
     with torch.no_grad():
         for name, tensor in newest.state_dict().items():
@@ -36,8 +56,15 @@ def main() -> None:
     meta = dict(newest.checkpoint_meta)
     for key in ("format", "name", "arch", "args", "scale", "color", "srlab_version", "tensors"):
         meta.pop(key, None)
-    save_model(newest, args.out, **meta, averaged_from=[f.name for f in files])
-    print(f"averaged {len(files)} snapshots ({files[0].name} .. {files[-1].name}) into {args.out}.safetensors")
+    # Two runs side by side each spent their own training time: count each run once, at its longest.
+    per_run: dict[Path, float] = {}
+    for f, m in zip(files, models):
+        per_run[_run_of(f)] = max(per_run.get(_run_of(f), 0.0), m.checkpoint_meta.get("elapsed_s") or 0.0)
+    if "elapsed_s" in meta:
+        meta["elapsed_s"] = sum(per_run.values())
+    named = [f.name for f in files] if len(per_run) == 1 else [str(f) for f in files]
+    save_model(newest, args.out, **meta, averaged_from=named)
+    print(f"averaged {len(files)} checkpoints from {len(per_run)} run(s) into {args.out}.safetensors")
 
 
 if __name__ == "__main__":

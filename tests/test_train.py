@@ -503,6 +503,39 @@ def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
     assert one.returncode == 1 and "needs at least 2 snapshots" in one.stderr
 
 
+def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path):
+    """Two runs continued from one checkpoint with different seeds average into one file whose
+    training time counts both runs; runs from different starts are refused."""
+    import subprocess
+    import sys
+
+    cfg, _ = tiny
+    start = tmp_path / "start"
+    assert main(["-q", "train", "--config", str(cfg), "--out", str(start)]) == 0
+    runs = [tmp_path / f"seed{seed}" for seed in (1, 2)]
+    for seed, run in zip((1, 2), runs):
+        assert main(["-q", "train", "--config", str(cfg), "--init-from", str(start / "last.safetensors"),
+                     "--set", f"seed={seed}", "--out", str(run)]) == 0
+    script = REPO / "scripts" / "average_snapshots.py"
+    out = tmp_path / "soup"
+    done = subprocess.run([sys.executable, str(script), *(str(r / "last.safetensors") for r in runs), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a, b = (_weights(r) for r in runs)
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the seeds really differ
+    soup = load_file(str(out) + ".safetensors")
+    for k in soup:
+        torch.testing.assert_close(soup[k], (a[k] + b[k]) / 2)
+    meta = json.loads((tmp_path / "soup.json").read_text())
+    elapsed = [json.loads((r / "last.json").read_text())["elapsed_s"] for r in runs]
+    assert meta["elapsed_s"] == pytest.approx(sum(elapsed))
+    assert meta["averaged_from"] == [str(r / "last.safetensors") for r in runs]
+    mixed = subprocess.run([sys.executable, str(script), str(start / "last.safetensors"), str(runs[0] / "last.safetensors"),
+                            "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert mixed.returncode == 1 and "started from different weights" in mixed.stderr
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_missing_gpu_is_one_line_and_leaves_no_run_folder(tiny, tmp_path, capsys):
     path, _ = tiny
