@@ -46,9 +46,13 @@ def main() -> None:
     if len(files) < 2:
         raise SystemExit(f"{' '.join(map(str, args.sources))}: needs at least 2 snapshots to average, found {len(files)}")
     models = [srlab.load_model(f) for f in files]
-    starts = {str((m.checkpoint_meta.get("config") or {}).get("init_from")) for m in models}
+    # A shipped file keeps its path while later sessions replace its weights, so the start is
+    # the path together with the training time its weights carried.
+    starts = {(str((m.checkpoint_meta.get("config") or {}).get("init_from")), m.checkpoint_meta.get("init_from_elapsed_s"))
+              for m in models}
     if len(starts) > 1:
-        raise SystemExit(f"these runs started from different weights ({', '.join(sorted(starts))}); averaging them is meaningless")
+        listed = ", ".join(f"{path} after {seconds} s" for path, seconds in sorted(starts, key=str))
+        raise SystemExit(f"these runs started from different weights ({listed}); averaging them is meaningless")
     newest = models[-1]
     with torch.no_grad():
         for name, tensor in newest.state_dict().items():

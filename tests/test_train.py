@@ -534,6 +534,16 @@ def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path)
                             "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert mixed.returncode == 1 and "started from different weights" in mixed.stderr
     assert not (tmp_path / "bad.safetensors").exists()
+    # The same path with new weights behind it (as a shipped file is replaced) is a different start.
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(runs[0] / f"last{suffix}", start / f"last{suffix}")
+    later = tmp_path / "later"
+    assert main(["-q", "train", "--config", str(cfg), "--init-from", str(start / "last.safetensors"), "--out", str(later)]) == 0
+    replaced = subprocess.run([sys.executable, str(script), str(runs[1] / "last.safetensors"), str(later / "last.safetensors"),
+                               "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert replaced.returncode == 1 and "started from different weights" in replaced.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
