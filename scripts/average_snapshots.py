@@ -15,6 +15,7 @@ that contributed, each once. Score AVG on BSDS500/val like any checkpoint
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -46,12 +47,17 @@ def main() -> None:
     if len(files) < 2:
         raise SystemExit(f"{' '.join(map(str, args.sources))}: needs at least 2 snapshots to average, found {len(files)}")
     models = [srlab.load_model(f) for f in files]
+    kinds = {(m.registry_name, m.scale, json.dumps(m.checkpoint_meta.get("args"), sort_keys=True)) for m in models}
+    if len(kinds) > 1:
+        raise SystemExit(f"these checkpoints are different models ({', '.join(f'{n} x{s}' for n, s, _ in sorted(kinds))}); "
+                         "only one architecture at one scale can be averaged")
     # A shipped file keeps its path while later sessions replace its weights, so the start is
     # the path together with the training time its weights carried.
     starts = {(str((m.checkpoint_meta.get("config") or {}).get("init_from")), m.checkpoint_meta.get("init_from_elapsed_s"))
               for m in models}
     if len(starts) > 1:
-        listed = ", ".join(f"{path} after {seconds} s" for path, seconds in sorted(starts, key=str))
+        listed = ", ".join(path if seconds is None else f"{path} after {seconds:.0f} s of training"
+                           for path, seconds in sorted(starts, key=str))
         raise SystemExit(f"these runs started from different weights ({listed}); averaging them is meaningless")
     newest = models[-1]
     with torch.no_grad():

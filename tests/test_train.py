@@ -544,6 +544,12 @@ def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path)
     replaced = subprocess.run([sys.executable, str(script), str(runs[1] / "last.safetensors"), str(later / "last.safetensors"),
                                "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert replaced.returncode == 1 and "started from different weights" in replaced.stderr
+    # Two fresh runs share a start (none) but not a model.
+    other = tmp_path / "x3"
+    assert main(["-q", "train", "--config", str(cfg), "--set", "scale=3", "--out", str(other)]) == 0
+    scales = subprocess.run([sys.executable, str(script), str(start / "last.safetensors"), str(other / "last.safetensors"),
+                             "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert scales.returncode == 1 and "different models (fsrcnn x2, fsrcnn x3)" in scales.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
