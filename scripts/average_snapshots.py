@@ -69,7 +69,8 @@ def main() -> None:
     # Two runs side by side each spent their own training time: count each run once, at its longest.
     per_run: dict[Path, float] = {}
     for f, m in zip(files, models):
-        per_run[_run_of(f)] = max(per_run.get(_run_of(f), 0.0), m.checkpoint_meta.get("elapsed_s") or 0.0)
+        run = _run_of(f)
+        per_run[run] = max(per_run.get(run, 0.0), m.checkpoint_meta.get("elapsed_s") or 0.0)
     if "elapsed_s" in meta:
         meta["elapsed_s"] = sum(per_run.values())
     named = [f.name for f in files] if len(per_run) == 1 else [str(f) for f in files]

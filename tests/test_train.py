@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -482,16 +485,18 @@ def test_time_budget_arithmetic(monkeypatch):
     assert late.plan(300) == 301
 
 
-def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
-    import subprocess
-    import sys
+def _average_snapshots(*args) -> subprocess.CompletedProcess:
+    """Run scripts/average_snapshots.py as a user would, with its arguments as strings."""
+    script = REPO / "scripts" / "average_snapshots.py"
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
 
+
+def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
     cfg, _ = tiny
     run = tmp_path / "run"
     assert main(["-q", "train", "--config", str(cfg), "--set", "val_every=2", "--set", "keep_snapshots=true", "--out", str(run)]) == 0
-    script = REPO / "scripts" / "average_snapshots.py"
     out = tmp_path / "avg"
-    done = subprocess.run([sys.executable, str(script), str(run / "snapshots"), "--last", "3", "--out", str(out)], capture_output=True, text=True)
+    done = _average_snapshots(run / "snapshots", "--last", "3", "--out", out)
     assert done.returncode == 0, done.stderr
     snaps = [load_file(str(run / "snapshots" / f"iter_{i:08d}.safetensors")) for i in (4, 6, 8)]
     averaged = load_file(str(out) + ".safetensors")
@@ -499,16 +504,13 @@ def test_average_snapshots_script_averages_the_newest_k(tiny, tmp_path):
         torch.testing.assert_close(averaged[k], sum(s[k] for s in snaps) / 3)
     assert json.loads((tmp_path / "avg.json").read_text())["averaged_from"] == [f"iter_{i:08d}.safetensors" for i in (4, 6, 8)]
     assert load_model(out).scale == 2
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing"), "--last", "3", "--out", str(out)], capture_output=True, text=True)
+    one = _average_snapshots(tmp_path / "nothing", "--last", "3", "--out", out)
     assert one.returncode == 1 and "needs at least 2 snapshots" in one.stderr
 
 
 def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path):
     """Two runs continued from one checkpoint with different seeds average into one file whose
     training time counts both runs; runs from different starts are refused."""
-    import subprocess
-    import sys
-
     cfg, _ = tiny
     start = tmp_path / "start"
     assert main(["-q", "train", "--config", str(cfg), "--out", str(start)]) == 0
@@ -516,10 +518,8 @@ def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path)
     for seed, run in zip((1, 2), runs):
         assert main(["-q", "train", "--config", str(cfg), "--init-from", str(start / "last.safetensors"),
                      "--set", f"seed={seed}", "--out", str(run)]) == 0
-    script = REPO / "scripts" / "average_snapshots.py"
     out = tmp_path / "soup"
-    done = subprocess.run([sys.executable, str(script), *(str(r / "last.safetensors") for r in runs), "--out", str(out)],
-                          capture_output=True, text=True)
+    done = _average_snapshots(*(r / "last.safetensors" for r in runs), "--out", out)
     assert done.returncode == 0, done.stderr
     a, b = (_weights(r) for r in runs)
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the seeds really differ
@@ -530,25 +530,20 @@ def test_average_snapshots_script_soups_runs_from_the_same_start(tiny, tmp_path)
     elapsed = [json.loads((r / "last.json").read_text())["elapsed_s"] for r in runs]
     assert meta["elapsed_s"] == pytest.approx(sum(elapsed))
     assert meta["averaged_from"] == [str(r / "last.safetensors") for r in runs]
-    mixed = subprocess.run([sys.executable, str(script), str(start / "last.safetensors"), str(runs[0] / "last.safetensors"),
-                            "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    mixed = _average_snapshots(start / "last.safetensors", runs[0] / "last.safetensors", "--out", tmp_path / "bad")
     assert mixed.returncode == 1 and "started from different weights" in mixed.stderr
     assert not (tmp_path / "bad.safetensors").exists()
     # The same path with new weights behind it (as a shipped file is replaced) is a different start.
-    import shutil
-
     for suffix in (".safetensors", ".json"):
         shutil.copy(runs[0] / f"last{suffix}", start / f"last{suffix}")
     later = tmp_path / "later"
     assert main(["-q", "train", "--config", str(cfg), "--init-from", str(start / "last.safetensors"), "--out", str(later)]) == 0
-    replaced = subprocess.run([sys.executable, str(script), str(runs[1] / "last.safetensors"), str(later / "last.safetensors"),
-                               "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    replaced = _average_snapshots(runs[1] / "last.safetensors", later / "last.safetensors", "--out", tmp_path / "bad")
     assert replaced.returncode == 1 and "started from different weights" in replaced.stderr
     # Two fresh runs share a start (none) but not a model.
     other = tmp_path / "x3"
     assert main(["-q", "train", "--config", str(cfg), "--set", "scale=3", "--out", str(other)]) == 0
-    scales = subprocess.run([sys.executable, str(script), str(start / "last.safetensors"), str(other / "last.safetensors"),
-                             "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    scales = _average_snapshots(start / "last.safetensors", other / "last.safetensors", "--out", tmp_path / "bad")
     assert scales.returncode == 1 and "different models (fsrcnn x2, fsrcnn x3)" in scales.stderr
 
 
