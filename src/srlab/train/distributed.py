@@ -71,17 +71,28 @@ def teardown(info: DistInfo) -> None:
     that barrier until gloo's 30-minute timeout (seen in CI on a loaded machine).
     So the ranks also meet through the rendezvous store, which lives outside the
     group: each says "done" and waits for every other "done" before destroying
-    anything. Rank 0 leaves last, because it may host the store (``env://``): the
-    others tell it they have seen every "done" before it shuts the store down.
+    anything, and again after destroying, so that no rank exits (closing its sockets)
+    while another is still closing its own connections. Rank 0 leaves last, because
+    it may host the store (``env://``): the others tell it they have seen every
+    "destroyed" before it shuts the store down. The caller must drop its
+    DistributedDataParallel wrapper first: it holds the group, which would otherwise
+    be torn down when the wrapper is freed, after this handshake (a rank hung there
+    once in CI).
     """
     if not (info.enabled and dist.is_initialized()):
         return
     dist.barrier()
     store = dist.distributed_c10d._get_default_store()
-    store.set(f"srlab/done/{info.rank}", "1")
-    store.wait([f"srlab/done/{r}" for r in range(info.world_size)])
+    _meet(store, "done", info)
+    dist.destroy_process_group()
+    _meet(store, "destroyed", info)
     if info.is_main:
         store.wait([f"srlab/released/{r}" for r in range(1, info.world_size)])
     else:
         store.set(f"srlab/released/{info.rank}", "1")
-    dist.destroy_process_group()
+
+
+def _meet(store, stage: str, info: DistInfo) -> None:
+    """Say this rank reached ``stage`` and wait until every rank has."""
+    store.set(f"srlab/{stage}/{info.rank}", "1")
+    store.wait([f"srlab/{stage}/{r}" for r in range(info.world_size)])

@@ -377,5 +377,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
                 torch.distributed.barrier()
         it += 1
     bar.close()
+    del net  # the DDP wrapper holds the process group: free it before teardown, not at this frame's exit
     distributed.teardown(dist_info)
     return {"iterations": cfg.iterations, "best_val_psnr": best if best > -math.inf else None, "out": str(out)}
