@@ -74,10 +74,11 @@ def teardown(info: DistInfo) -> None:
     anything, and again after destroying, so that no rank exits (closing its sockets)
     while another is still closing its own connections. Rank 0 leaves last, because
     it may host the store (``env://``): the others tell it they have seen every
-    "destroyed" before it shuts the store down. The caller must drop its
-    DistributedDataParallel wrapper first: it holds the group, which would otherwise
-    be torn down when the wrapper is freed, after this handshake (a rank hung there
-    once in CI).
+    "destroyed" before it shuts the store down. The caller drops its
+    DistributedDataParallel wrapper first, because the wrapper holds the group: a
+    rank once hung in CI while that wrapper was being freed at ``train()``'s return,
+    after the handshake, with the other rank already gone (its stack ended there,
+    in native code).
     """
     if not (info.enabled and dist.is_initialized()):
         return
