@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -380,7 +381,7 @@ def test_reinit_needs_init_from_and_mismatched_sources_are_named(tiny, tmp_path)
         train(load_config(cfg, [f"init_from={tmp_path / 'wide.safetensors'}"]), tmp_path / "r", progress=False)
 
 
-def test_time_budget_calibrates_iterations_and_writes_them(tiny, tmp_path):
+def test_time_budget_calibrates_iterations_and_writes_them(tiny, tmp_path, caplog):
     cfg, _ = tiny
     base = ["iterations=1000000", f"warmup={CALIBRATION_END}", "val_every=100000", "log_every=50", "lr_patch=4", "batch_size=2"]
     # A budget that the calibration steps alone exceed: the run ends right after them.
@@ -391,9 +392,15 @@ def test_time_budget_calibrates_iterations_and_writes_them(tiny, tmp_path):
     assert json.loads((run / "last.json").read_text())["iteration"] == CALIBRATION_END + 1
     # A real budget: iterations re-set from the measured speed, written to config.yaml, and the
     # run takes about the budget (loosely: the machine may be shared).
+    # A long flat part (decay_start=0.9) lets a fast machine measure a second time, halfway
+    # through it; the count written is the last one planned.
     run = tmp_path / "budget"
-    summary = train(load_config(cfg, [*base, "time_budget_s=2"]), run, progress=False)
+    with caplog.at_level(logging.INFO, logger="srlab.train.trainer"):
+        summary = train(load_config(cfg, [*base, "time_budget_s=2", "decay_start=0.9"]), run, progress=False)
+    plans = [r.getMessage() for r in caplog.records if "training for" in r.getMessage()]
+    assert len(plans) in (1, 2) and f"at iteration {CALIBRATION_END}," in plans[0]
     written = yaml.safe_load((run / "config.yaml").read_text())
+    assert plans[-1].endswith(f"training for {written['iterations']} iterations")
     assert CALIBRATION_END + 1 < summary["iterations"] == written["iterations"] < 1000000
     assert written["time_budget_s"] == 2 and written["val_every"] >= written["iterations"] // 25
     last = json.loads((run / "last.json").read_text())
@@ -483,6 +490,66 @@ def test_time_budget_arithmetic(monkeypatch):
     late = TimeBudget(1.0, started=0.0)
     late.plan(50)
     assert late.plan(300) == 301
+
+
+def test_time_budget_measures_again_inside_the_flat_part_of_the_schedule(monkeypatch):
+    from srlab.train.schedule import count_free_steps
+    from srlab.train.trainer import TimeBudget
+
+    clock = iter([10.0, 15.0, 45.0])
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
+    cfg = TrainConfig(schedule="cosine", warmup=300, decay_start=0.1, time_budget_s=1000.0)
+    budget = TimeBudget(1000.0, started=0.0)
+    budget.plan(50)
+    cfg.iterations = budget.plan(300)  # 50 it/s, 985 s left, 90% of them: 44,625 iterations
+    assert cfg.iterations == 300 + int(50 * 985 * 0.9)
+    budget.commit(cfg)
+    # Halfway through the 4,462 flat steps; the schedule up to there does not depend on the count.
+    assert budget.replan_at == count_free_steps(cfg) // 2 == 2231
+    assert budget.plan(2230) is None
+    # Iteration 2231 at t=45: 1931 steps in 30 s (64.4 it/s, faster than the short first
+    # measurement); 955 s left, 97% of them.
+    again = budget.plan(2231)
+    assert budget.rate == pytest.approx(1931 / 30)
+    assert again == 2231 + int(1931 / 30 * 955 * 0.97) == 61_857
+    assert int(0.1 * again) >= 2231  # the lr stays flat past the steps already taken
+    cfg.iterations = again
+    budget.commit(cfg)  # the second count is final: no third measurement
+    assert budget.replan_at is None and budget.plan(count_free_steps(cfg) // 2) is None
+
+
+def test_time_budget_never_moves_a_learning_rate_already_used(monkeypatch):
+    from srlab.train.trainer import TimeBudget
+
+    # The machine became 50 times slower after calibration: the time left asks for fewer steps
+    # than the flat part already taken allows, so the count stops at the shortest that keeps it.
+    clock = iter([0.0, 1.0, 1000.0])
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
+    cfg = TrainConfig(schedule="cosine", warmup=300, decay_start=0.1, time_budget_s=100.0)
+    budget = TimeBudget(100.0, started=0.0)
+    budget.plan(50)
+    first = dataclasses.replace(cfg, iterations=budget.plan(300))  # 250 it/s: 22,575 iterations
+    budget.commit(first)
+    it = budget.replan_at
+    assert it == 1128  # half of the 2,257 flat steps
+    shortened = dataclasses.replace(first, iterations=budget.plan(it))
+    # The time left asks for one more step; the flat part must still reach iteration 1128:
+    # 0.1 * N >= 1128.
+    assert shortened.iterations == 11_280
+    assert [lr_factor(shortened, i) for i in range(it)] == [lr_factor(first, i) for i in range(it)]
+
+
+def test_time_budget_keeps_the_first_count_when_the_flat_part_is_short():
+    from srlab.train.trainer import TimeBudget
+
+    # decay_start=0 on a cosine: after warm-up every rate depends on the count; nothing to re-plan.
+    budget = TimeBudget(100.0, started=0.0)
+    budget._t_calibrated = 1.0  # as if calibration had run
+    budget.commit(TrainConfig(schedule="cosine", warmup=300, decay_start=0.0, iterations=50_000))
+    assert budget.replan_at is None
+    # A step schedule never depends on the count: measure again halfway through the run.
+    budget.commit(TrainConfig(schedule="step", warmup=300, iterations=50_000))
+    assert budget.replan_at == 25_000
 
 
 def _average_snapshots(*args) -> subprocess.CompletedProcess:

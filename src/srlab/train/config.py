@@ -78,7 +78,8 @@ class TrainConfig:
     # (docs/TRAINING.md); validation, checkpoints and inference are always float32.
     precision: str = "fp32"
     # Fit the run into a wall-clock budget: iterations is re-set from the speed measured
-    # during warm-up (so the schedule is unchanged) and written to config.yaml.
+    # during warm-up (so the schedule is unchanged), again halfway through the flat part of
+    # the schedule where it has one, and written to config.yaml.
     time_budget_s: float | None = None
     # > 0: validate and save an exponential moving average of the weights instead of the raw
     # ones (BasicSR's ema_decay; 0.999 averages over about the last thousand steps).

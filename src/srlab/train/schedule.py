@@ -10,7 +10,7 @@ import math
 
 from .config import TrainConfig
 
-__all__ = ["lr_factor"]
+__all__ = ["lr_factor", "count_free_steps"]
 
 
 def lr_factor(cfg: TrainConfig, iteration: int) -> float:
@@ -29,3 +29,15 @@ def lr_factor(cfg: TrainConfig, iteration: int) -> float:
         return 1.0
     progress = min(1.0, (iteration - start) / max(1, cfg.iterations - start))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def count_free_steps(cfg: TrainConfig) -> int:
+    """How many first iterations have a learning rate that does not depend on ``cfg.iterations``.
+
+    A time budget may change the iteration count while the run is still inside them
+    without changing any learning rate already used: the warm-up and the flat part of a
+    cosine, or the whole run for schedules that count in fixed steps.
+    """
+    if cfg.schedule == "cosine":
+        return max(cfg.warmup, int(cfg.decay_start * cfg.iterations))
+    return cfg.iterations

@@ -10,6 +10,7 @@ RNG state is saved, so N steps equal N/2 + resume + N/2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from ..protocol import score_image
 from . import distributed
 from .config import CALIBRATION_END, CALIBRATION_START, TrainConfig
 from .ema import WeightAverage
-from .schedule import lr_factor
+from .schedule import count_free_steps, lr_factor
 
 __all__ = ["train", "patch_loss", "TimeBudget", "TrainingDiverged", "RunDirError"]
 
@@ -169,31 +170,76 @@ def _check_finite(model: nn.Module, iteration: int, out: Path) -> None:
 
 
 class TimeBudget:
-    """Turns a wall-clock budget into an iteration count, measured during warm-up.
+    """Turns a wall-clock budget into an iteration count, measured twice.
 
-    ``plan(it)`` is called at the start of every iteration; it times the steps from
+    ``plan(it)`` is called at the start of every iteration. It times the steps from
     ``CALIBRATION_START`` to ``CALIBRATION_END`` (past the first, slow steps, and
     before the learning rate leaves warm-up, so the schedule is not yet committed)
-    and at ``CALIBRATION_END`` returns how many iterations fit in the budget. The
-    count, not a deadline, is what the run keeps: the schedule is a function of it.
+    and at ``CALIBRATION_END`` returns a first count, with a wide margin: a few
+    hundred steps say little about the validation rounds and checkpoints to come.
+    Once the run has taken that count (``commit``), the speed is measured again,
+    halfway through the steps whose learning rate does not depend on the count,
+    over everything since calibration, validation and checkpoints included; the
+    second count uses a narrow margin and never moves a learning rate already used.
+    The count, not a deadline, is what the run keeps: the schedule is a function of it.
     """
 
-    MARGIN = 0.9  # 10% of the remaining budget for validation and checkpoint writes
+    MARGIN = 0.9  # first count: 10% of the remaining budget for validation, checkpoints, a short measurement
+    REPLAN_MARGIN = 0.97  # second count: its speed already includes validation and checkpoints
 
     def __init__(self, seconds: float, started: float):
         self.seconds, self.started = seconds, started
-        self.rate: float | None = None  # iterations per second, once measured
+        self.rate: float | None = None  # iterations per second, as last measured
+        self.replan_at: int | None = None  # the iteration of the second measurement, once committed
         self._t_start: float | None = None
+        self._t_calibrated: float | None = None
+        self._cfg: TrainConfig | None = None
+        self._replanned = False
 
     def plan(self, it: int) -> int | None:
         if it == CALIBRATION_START:
             self._t_start = time.perf_counter()
         elif it == CALIBRATION_END and self._t_start is not None:
-            now = time.perf_counter()
+            now = self._t_calibrated = time.perf_counter()
             self.rate = (CALIBRATION_END - CALIBRATION_START) / (now - self._t_start)
-            remaining = self.seconds - (now - self.started)
-            return max(it + 1, int(it + self.rate * remaining * self.MARGIN))
+            return self._count(it, now, self.MARGIN)
+        elif it == self.replan_at:
+            now = time.perf_counter()
+            self.rate = (it - CALIBRATION_END) / (now - self._t_calibrated)
+            self.replan_at, self._replanned = None, True
+            return max(self._count(it, now, self.REPLAN_MARGIN), self._shortest_keeping_past(it))
         return None
+
+    def commit(self, cfg: TrainConfig) -> None:
+        """The run now trains for ``cfg.iterations``; pick where to measure again (if anywhere).
+
+        Called with the count every rank shares, so all of them re-plan at the same step.
+        """
+        if self._t_calibrated is None or self._replanned:
+            return  # not measured yet, or the second count, which is final
+        halfway = count_free_steps(cfg) // 2
+        # Too few steps since calibration to measure better than it did: keep the first count.
+        self.replan_at = halfway if halfway >= 2 * CALIBRATION_END else None
+        self._cfg = dataclasses.replace(cfg)  # the committed count, whatever the run does with cfg
+
+    def _count(self, it: int, now: float, margin: float) -> int:
+        remaining = self.seconds - (now - self.started)
+        return max(it + 1, int(it + self.rate * remaining * margin))
+
+    def _shortest_keeping_past(self, it: int) -> int:
+        """The smallest count under which the first ``it`` learning rates stay what they were.
+
+        ``count_free_steps`` grows with the count, and the committed count keeps the past
+        (the re-plan is inside its free steps), so a binary search between the two finds it.
+        """
+        low, high = it + 1, self._cfg.iterations
+        while low < high:
+            mid = (low + high) // 2
+            if count_free_steps(dataclasses.replace(self._cfg, iterations=mid)) >= it:
+                high = mid
+            else:
+                low = mid + 1
+        return low
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
@@ -299,10 +345,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
                 torch.distributed.broadcast(shared, 0)
                 planned = int(shared.item())
             cfg.iterations = planned
+            budget.commit(cfg)
             # Keep validation to about 25 rounds, whatever speed the machine turned out to have.
             cfg.val_every = max(cfg.val_every, cfg.iterations // 25)
             bar.total = cfg.iterations
-            log.info("time budget %.0fs: %.1f it/s measured, training for %d iterations", cfg.time_budget_s, budget.rate, cfg.iterations)
+            log.info(
+                "time budget %.0fs: %.1f it/s measured at iteration %d, training for %d iterations",
+                cfg.time_budget_s, budget.rate, it, cfg.iterations,
+            )
             if dist_info.is_main:
                 _write_config(out, cfg)
         factor = lr_factor(cfg, it)
