@@ -334,7 +334,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    # A resumed run keeps the iteration count its first part planned.
+    # A resumed run keeps the iteration count its first part planned last.
     budget = TimeBudget(cfg.time_budget_s, t0) if cfg.time_budget_s and start == 0 else None
     it = start
     while it < cfg.iterations:
