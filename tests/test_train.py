@@ -492,18 +492,26 @@ def test_time_budget_arithmetic(monkeypatch):
     assert late.plan(300) == 301
 
 
-def test_time_budget_measures_again_inside_the_flat_part_of_the_schedule(monkeypatch):
-    from srlab.train.schedule import count_free_steps
+def _committed_budget(monkeypatch, seconds: float, clock_reads: list[float]):
+    """A time budget for a cosine run flat for its first 10%, on a clock that reads
+    ``clock_reads`` in turn; returns it and the config it planned at iteration 300."""
     from srlab.train.trainer import TimeBudget
 
-    clock = iter([10.0, 15.0, 45.0])
+    clock = iter(clock_reads)
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
-    cfg = TrainConfig(schedule="cosine", warmup=300, decay_start=0.1, time_budget_s=1000.0)
-    budget = TimeBudget(1000.0, started=0.0)
+    cfg = TrainConfig(schedule="cosine", warmup=300, decay_start=0.1, time_budget_s=seconds)
+    budget = TimeBudget(seconds, started=0.0)
     budget.plan(50)
-    cfg.iterations = budget.plan(300)  # 50 it/s, 985 s left, 90% of them: 44,625 iterations
-    assert cfg.iterations == 300 + int(50 * 985 * 0.9)
+    cfg.iterations = budget.plan(300)
     budget.commit(cfg)
+    return budget, cfg
+
+
+def test_time_budget_measures_again_inside_the_flat_part_of_the_schedule(monkeypatch):
+    from srlab.train.schedule import count_free_steps
+
+    budget, cfg = _committed_budget(monkeypatch, 1000.0, [10.0, 15.0, 45.0])
+    assert cfg.iterations == 300 + int(50 * 985 * 0.9)  # 50 it/s, 985 s left, 90% of them: 44,625
     # Halfway through the 4,462 flat steps; the schedule up to there does not depend on the count.
     assert budget.replan_at == count_free_steps(cfg) // 2 == 2231
     assert budget.plan(2230) is None
@@ -519,17 +527,10 @@ def test_time_budget_measures_again_inside_the_flat_part_of_the_schedule(monkeyp
 
 
 def test_time_budget_never_moves_a_learning_rate_already_used(monkeypatch):
-    from srlab.train.trainer import TimeBudget
-
     # The machine became 50 times slower after calibration: the time left asks for fewer steps
     # than the flat part already taken allows, so the count stops at the shortest that keeps it.
-    clock = iter([0.0, 1.0, 1000.0])
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
-    cfg = TrainConfig(schedule="cosine", warmup=300, decay_start=0.1, time_budget_s=100.0)
-    budget = TimeBudget(100.0, started=0.0)
-    budget.plan(50)
-    first = dataclasses.replace(cfg, iterations=budget.plan(300))  # 250 it/s: 22,575 iterations
-    budget.commit(first)
+    budget, first = _committed_budget(monkeypatch, 100.0, [0.0, 1.0, 1000.0])
+    assert first.iterations == 22_575  # 250 it/s, 99 s left, 90% of them
     it = budget.replan_at
     assert it == 1128  # half of the 2,257 flat steps
     shortened = dataclasses.replace(first, iterations=budget.plan(it))
