@@ -10,12 +10,14 @@
 # STOP_S (from the script's start) is when any run still going is stopped (a run whose speed fell after its warm-up would
 # otherwise overrun the machine's time; its snapshots and `last` are kept). The run folders are
 # packed into OUT_DIR/*.tgz, one archive per SRCNN run (their snapshots are the largest) and one
-# for the rest. DEVICE (default cuda) and EXTRA (more --set options, applied last) are for trying the
+# for the rest. SEED_OFFSET (default 0) is added to every run's seed, so a later phase draws
+# patches in another order than the one before it. DEVICE (default cuda) and EXTRA (more --set options, applied last) are for trying the
 # script out on a CPU: DEVICE=cpu EXTRA="--set batch_size=2 --set val_limit=2" ...
 set -u
 budget=${1:-420}; stop=${2:-540}; out=${3:-runs/gpu}
 shift $(($# < 3 ? $# : 3)); selected=" $* "
 read -r -a extra <<< "${EXTRA:-}"
+off=${SEED_OFFSET:-0}
 export PYTHONPATH=$PWD/src SRLAB_DATA=$PWD/.devdata PYTHONUNBUFFERED=1
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -48,20 +50,20 @@ run() {  # run NAME WEIGHTS CONFIG [--set ...]
 }
 fsrcnn=(--set batch_size=256 --set log_every=1000)
 # FSRCNN: two peak learning rates each (BSDS500/val decides which, if either, is shipped).
-run fsrcnn_x3 fsrcnn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set lr_patch=24 --set lr=0.0003 --set seed=70 --set val_every=10000
-run fsrcnn_x3_lo fsrcnn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set lr_patch=24 --set lr=0.0001 --set seed=71 --set val_every=10000
-run fsrcnn_x2 fsrcnn_x2 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=2 --set lr_patch=36 --set lr=0.0003 --set seed=72 --set val_every=5000
-run fsrcnn_x2_lo fsrcnn_x2 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=2 --set lr_patch=36 --set lr=0.0001 --set seed=73 --set val_every=5000
-run fsrcnn_x4 fsrcnn_x4 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=4 --set lr_patch=18 --set lr=0.0003 --set seed=74 --set val_every=10000
-run fsrcnn_x4_lo fsrcnn_x4 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=4 --set lr_patch=18 --set lr=0.0001 --set seed=75 --set val_every=10000
-run fsrcnn_s_x3 fsrcnn_s_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set model=fsrcnn_s --set lr_patch=24 --set lr=0.0003 --set seed=76 --set val_every=10000
-run espcn_x3 espcn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set model=espcn --set lr_patch=24 --set lr=0.0003 --set seed=77 --set val_every=10000
+run fsrcnn_x3 fsrcnn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set lr_patch=24 --set lr=0.0003 --set seed=$((70 + off)) --set val_every=10000
+run fsrcnn_x3_lo fsrcnn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set lr_patch=24 --set lr=0.0001 --set seed=$((71 + off)) --set val_every=10000
+run fsrcnn_x2 fsrcnn_x2 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=2 --set lr_patch=36 --set lr=0.0003 --set seed=$((72 + off)) --set val_every=5000
+run fsrcnn_x2_lo fsrcnn_x2 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=2 --set lr_patch=36 --set lr=0.0001 --set seed=$((73 + off)) --set val_every=5000
+run fsrcnn_x4 fsrcnn_x4 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=4 --set lr_patch=18 --set lr=0.0003 --set seed=$((74 + off)) --set val_every=10000
+run fsrcnn_x4_lo fsrcnn_x4 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set scale=4 --set lr_patch=18 --set lr=0.0001 --set seed=$((75 + off)) --set val_every=10000
+run fsrcnn_s_x3 fsrcnn_s_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set model=fsrcnn_s --set lr_patch=24 --set lr=0.0003 --set seed=$((76 + off)) --set val_every=10000
+run espcn_x3 espcn_x3 configs/cpu/fsrcnn_x3.yaml "${fsrcnn[@]}" --set model=espcn --set lr_patch=24 --set lr=0.0003 --set seed=$((77 + off)) --set val_every=10000
 # SRCNN 9-5-5: compute-bound, so bfloat16 autocast (tensor cores); 72x72 HR patches as on the CPU.
 srcnn=(--set batch_size=128 --set lr=0.0002 --set "lr_multipliers={}" --set loss_border=0 --set precision=bf16
        --set log_every=200 --set val_every=2000)
-run srcnn_955_x2 srcnn_955_x2 configs/srcnn_955_x2.yaml "${srcnn[@]}" --set lr_patch=36 --set seed=78
-run srcnn_955_x3 srcnn_955_x3 configs/srcnn_955_x3.yaml "${srcnn[@]}" --set lr_patch=24 --set seed=79
-run srcnn_955_x4 srcnn_955_x4 configs/srcnn_955_x4.yaml "${srcnn[@]}" --set lr_patch=18 --set seed=80
+run srcnn_955_x2 srcnn_955_x2 configs/srcnn_955_x2.yaml "${srcnn[@]}" --set lr_patch=36 --set seed=$((78 + off))
+run srcnn_955_x3 srcnn_955_x3 configs/srcnn_955_x3.yaml "${srcnn[@]}" --set lr_patch=24 --set seed=$((79 + off))
+run srcnn_955_x4 srcnn_955_x4 configs/srcnn_955_x4.yaml "${srcnn[@]}" --set lr_patch=18 --set seed=$((80 + off))
 
 while [ -n "$(jobs -rp)" ] && [ "$SECONDS" -lt "$stop" ]; do  # SECONDS: since this script started
   sleep 10
