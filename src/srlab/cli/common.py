@@ -13,7 +13,7 @@ MODEL_HELP = f"registered name ({', '.join(list_models(True))}) or a checkpoint 
 MODEL_PLUS_HELP = MODEL_HELP + "; a trailing + (fsrcnn+) adds the self-ensemble"
 PRECISION_HELP = (
     "fp32 (default, exact) or bf16: the network's convolutions in bfloat16; on CPUs with AMX or AVX512-BF16 "
-    "about 3x faster for srcnn_955 (not for fsrcnn), 0.01-0.04 dB lower PSNR (FSRCNN x2: 0.08); see docs/SPEED.md"
+    "about 3x faster for srcnn_955 (not for fsrcnn), up to 0.04 dB lower PSNR (FSRCNN x2: 0.05); see docs/SPEED.md"
 )
 
 
