@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -93,14 +94,10 @@ def recent_slope(points: list[tuple[float, float]], last: float) -> float | None
     """dB per hour of a least-squares line through the points in the last fraction ``last``
     of the training hours (a fraction, not fixed hours: the files have trained 4 to 25 h)."""
     recent = [(h, p) for h, p in points if h >= points[-1][0] * (1 - last)]
-    if len(recent) < 2:
+    if len({h for h, _ in recent}) < 2:  # a line needs two distinct hours
         return None
-    mean_h = sum(h for h, _ in recent) / len(recent)
-    mean_p = sum(p for _, p in recent) / len(recent)
-    spread = sum((h - mean_h) ** 2 for h, _ in recent)
-    if spread == 0:
-        return None
-    return sum((h - mean_h) * (p - mean_p) for h, p in recent) / spread
+    hours, psnr = zip(*recent)
+    return float(np.polyfit(hours, psnr, 1)[0])
 
 
 def hours_to(goal: float, now: float, slope: float | None) -> str:
