@@ -92,7 +92,7 @@ def collect(repo: Path = ROOT) -> dict[tuple[str, int, str], list[tuple[float, f
 
 def recent_slope(points: list[tuple[float, float]], last: float) -> float | None:
     """dB per hour of a least-squares line through the points in the last fraction ``last``
-    of the training hours (a fraction, not fixed hours: the files have trained 4 to 25 h)."""
+    of the training hours (a fraction, not fixed hours: the files' hours differ several-fold)."""
     recent = [(h, p) for h, p in points if h >= points[-1][0] * (1 - last)]
     if len({h for h, _ in recent}) < 2:  # a line needs two distinct hours
         return None

@@ -185,9 +185,10 @@ class TimeBudget:
     """
 
     MARGIN = 0.9  # first count: 10% of the remaining budget for validation, checkpoints, a short measurement
-    # Second count: its speed already includes validation and checkpoints, but runs slow down a
-    # little later on (two-hour runs measured 5.3 it/s at the re-plan and averaged 5.04: 3% was
-    # not enough, one ended 1.7% over its budget), so 5%.
+    # Second count: its speed already includes validation and checkpoints, but a run's later speed
+    # drifts from it by several percent either way (two-hour runs measured 5.3 it/s at the re-plan
+    # and averaged 5.04, one ending 1.7% over its budget with 3%; others averaged 4-7% faster and
+    # ended 8-11% inside), so 5%, which leans towards ending inside.
     REPLAN_MARGIN = 0.95
 
     def __init__(self, seconds: float, started: float):
