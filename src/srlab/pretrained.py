@@ -1,7 +1,7 @@
 """Weights shipped inside the package, and how a model name becomes a model.
 
 Shipped files live in ``srlab/weights`` as ``NAME_xS.safetensors`` + ``NAME_xS.json``
-(see docs/RESULTS.md for how each was trained and what it scores).
+(docs/RESULTS.md says what each scores, docs/TRAINING_LOG.md how each was trained).
 """
 
 from __future__ import annotations
