@@ -5,8 +5,9 @@ Usage: python scripts/results_table.py [--data-root ../shared/data] [--sets Set5
        python scripts/results_table.py --self-ensemble [--sets Set5 Set14]
 
 Runs `srlab eval` (through its Python entry point) for each shipped weight file, writes
-docs/results.json (every per-image score) and rewrites the table between the markers in
-docs/RESULTS.md. tests/test_pretrained.py re-checks the Set5 column against that table.
+docs/results.json (every per-image score) and rewrites the tables between the markers in
+docs/RESULTS.md: the scores, and each file's Set5/Set14 against the papers and issue #5's
+targets. tests/test_pretrained.py re-checks the Set5 column against the first.
 With --only, just those models are evaluated again; the other rows come from docs/results.json.
 With --self-ensemble, every shipped model is scored again with `srlab eval --self-ensemble`
 (the 8 flips and rotations averaged, "fsrcnn+") and set beside its single-pass score from
@@ -39,6 +40,7 @@ ENSEMBLE_JSON = ROOT / "docs" / "results_self_ensemble.json"
 BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 ENSEMBLE_BEGIN, ENSEMBLE_END = "<!-- self-ensemble-table:begin -->", "<!-- self-ensemble-table:end -->"
 README_BEGIN, README_END = "<!-- readme-results:begin -->", "<!-- readme-results:end -->"
+TARGETS_BEGIN, TARGETS_END = "<!-- targets-table:begin -->", "<!-- targets-table:end -->"
 LOCK = Path(tempfile.gettempdir()) / "srlab-results-table.lock"
 # Published PSNR (Set5 / Set14), as quoted in REFERENCE-EXPERIMENT.md and the issue.
 PAPER = {
@@ -47,6 +49,13 @@ PAPER = {
     ("fsrcnn", 2): (37.00, 32.63), ("fsrcnn", 3): (33.16, 29.43), ("fsrcnn", 4): (30.71, 27.59),
     ("fsrcnn_s", 3): (32.55, 29.08), ("espcn", 3): (33.00, 29.42),
 }
+# Issue #5's targets (Set5 / Set14 PSNR), set above the papers on purpose.
+TARGET = {
+    ("fsrcnn", 2): (37.10, 32.70), ("fsrcnn", 3): (33.30, 29.50), ("fsrcnn", 4): (30.80, 27.65),
+    ("srcnn_955", 2): (36.75, 32.50), ("srcnn_955", 3): (32.90, 29.35), ("srcnn_955", 4): (30.55, 27.55),
+    ("fsrcnn_s", 3): (32.70, 29.20), ("espcn", 3): (33.00, 29.40),
+}
+TARGET_SETS = ("Set5", "Set14")
 
 
 def evaluate(model: str, scale: int, folders: list[str], self_ensemble: bool = False) -> list[dict]:
@@ -108,6 +117,29 @@ def training_hours(name: str, scale: int) -> str:
     return f"{seconds / 3600:.1f}" if seconds is not None else "-"
 
 
+def targets_table(results: list[dict]) -> str:
+    """Each shipped file's Set5 and Set14 PSNR against the paper's figure and the issue's target.
+
+    Targets are judged on the unrounded score, and a difference that three decimals would
+    show as 0.000 gets a fourth, so a file just short of a figure never reads as level with it.
+    """
+    def signed(difference: float) -> str:
+        return f"{difference:+.3f}" if abs(difference) >= 0.0005 else f"{difference:+.4f}"
+
+    psnr = {(r["model"], r["scale"], r["set"]): r["mean_psnr"] for r in results}
+    rows = ["| model | scale | set | PSNR | paper | target | against the paper | against the target |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (name, scale), goals in TARGET.items():
+        for column, set_name in enumerate(TARGET_SETS):
+            now = psnr.get((name, scale, set_name))
+            if now is None:
+                continue
+            paper, target = PAPER[(name, scale)][column], goals[column]
+            against_target = "**met**" if now >= target else signed(now - target)
+            rows.append(f"| {name} | x{scale} | {set_name} | {now:.3f} | {paper:.2f} | {target:.2f} | {signed(now - paper)} | {against_target} |")
+    return "\n".join(rows)
+
+
 def self_ensemble_table(folders: list[str], only: list[str] | None) -> None:
     """Each shipped model with and without the 8-transform self-ensemble, PSNR per set."""
     single = {(r["model"], r["scale"], r["set"]): r for r in json.loads(RESULTS_JSON.read_text())}
@@ -152,6 +184,7 @@ def single_pass_table(folders: list[str], sets: list[str], only: list[str] | Non
     replace_between(readme, README_BEGIN, README_END, "\n".join(readme_rows))
     write_text(RESULTS_JSON, json.dumps(everything, indent=1) + "\n")
     replace_between(RESULTS_MD, BEGIN, END, table)
+    replace_between(RESULTS_MD, TARGETS_BEGIN, TARGETS_END, targets_table(everything))
     print(f"updated {RESULTS_MD}")
 
 

@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_table import PAPER  # noqa: E402
+from results_table import PAPER, TARGET, TARGET_SETS  # noqa: E402
 
 from srlab.checkpoint import training_time_s  # noqa: E402
 from srlab.imageio import atomic_write  # noqa: E402
@@ -38,13 +38,6 @@ from srlab.imageio import atomic_write  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "docs/results.json"
 WEIGHTS = "src/srlab/weights"
-# Issue #5's targets (Set5 / Set14 PSNR), set above the papers on purpose.
-TARGET = {
-    ("fsrcnn", 2): (37.10, 32.70), ("fsrcnn", 3): (33.30, 29.50), ("fsrcnn", 4): (30.80, 27.65),
-    ("srcnn_955", 2): (36.75, 32.50), ("srcnn_955", 3): (32.90, 29.35), ("srcnn_955", 4): (30.55, 27.55),
-    ("fsrcnn_s", 3): (32.70, 29.20), ("espcn", 3): (33.00, 29.40),
-}
-SETS = ("Set5", "Set14")
 Y_FLOOR = -0.35  # dB from the paper where a panel is cut, unless its file is still below it
 
 
@@ -112,7 +105,7 @@ def table(history: dict, last: float) -> list[str]:
     lines = [f"| file | set | hours | PSNR now | paper | target | dB/h (last {last:.0%} of the hours) | hours to paper | hours to target |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (model, scale) in TARGET:
-        for column, test_set in enumerate(SETS):
+        for column, test_set in enumerate(TARGET_SETS):
             points = history.get((model, scale, test_set))
             if not points:
                 continue
@@ -130,7 +123,7 @@ def figure(history: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5), sharex=False)
     for ax, (model, scale) in zip(axes.flat, files):
         latest = []
-        for column, (test_set, colour) in enumerate(zip(SETS, ("tab:blue", "tab:orange"))):
+        for column, (test_set, colour) in enumerate(zip(TARGET_SETS, ("tab:blue", "tab:orange"))):
             points = history.get((model, scale, test_set), [])
             paper, target = PAPER[(model, scale)][column], TARGET[(model, scale)][column]
             ax.plot([h for h, _ in points], [p - paper for _, p in points], "o-", ms=3, color=colour, label=test_set)

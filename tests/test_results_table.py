@@ -58,3 +58,19 @@ def test_training_hours_add_up_every_phase_from_the_sidecar(results_table, tmp_p
     assert results_table.training_hours("fsrcnn_s", 3) == "2.0"
     assert results_table.training_hours("espcn", 3) == "-"
     assert results_table.training_hours("bicubic", 3) == "-"
+
+
+def test_targets_table_judges_the_unrounded_score(results_table):
+    results = [
+        {"model": "fsrcnn", "scale": 4, "set": "Set5", "mean_psnr": 30.7096},
+        {"model": "fsrcnn", "scale": 4, "set": "Set14", "mean_psnr": 27.6631},
+        {"model": "srcnn_955", "scale": 2, "set": "Set5", "mean_psnr": 36.7496},  # rounds to 36.750, still short
+        {"model": "bicubic", "scale": 2, "set": "Set5", "mean_psnr": 33.66},  # no target: no row
+    ]
+    rows = results_table.targets_table(results).splitlines()
+    assert rows[0].startswith("| model | scale | set | PSNR | paper | target |")
+    assert rows[2:] == [
+        "| fsrcnn | x4 | Set5 | 30.710 | 30.71 | 30.80 | -0.0004 | -0.090 |",
+        "| fsrcnn | x4 | Set14 | 27.663 | 27.59 | 27.65 | +0.073 | **met** |",
+        "| srcnn_955 | x2 | Set5 | 36.750 | 36.66 | 36.75 | +0.090 | -0.0004 |",
+    ]
