@@ -10,7 +10,8 @@ their tables are re-made, so a score is paired with the hours of the commit wher
 changed; a re-scoring with no new weights (a pipeline change) replaces the point at the same
 hours. Prints, per file and test set, the PSNR now, the paper's figure and the issue's
 target, the slope of a straight line through the points in the last third (--last) of its
-training hours, and the hours that slope would need to reach the paper and the target. The gains
+training hours, and the hours that slope would need to reach the paper and the target (also
+written between the training-history markers of docs/RESULTS.md). The gains
 per hour have shrunk phase after phase, so those hours are a lower bound, not a forecast.
 Draws one panel per file: Set5 and Set14 as dB above the paper's figure, with the targets.
 """
@@ -30,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_table import PAPER, TARGET, TARGET_SETS  # noqa: E402
+from results_table import PAPER, RESULTS_MD, TARGET, TARGET_SETS, replace_between  # noqa: E402
 
 from srlab.checkpoint import training_time_s  # noqa: E402
 from srlab.imageio import atomic_write  # noqa: E402
@@ -38,6 +39,7 @@ from srlab.imageio import atomic_write  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "docs/results.json"
 WEIGHTS = "src/srlab/weights"
+HISTORY_BEGIN, HISTORY_END = "<!-- training-history:begin -->", "<!-- training-history:end -->"
 Y_FLOOR = -0.35  # dB from the paper where a panel is cut, unless its file is still below it
 
 
@@ -152,9 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "training_history.png")
     args = parser.parse_args(argv)
     history = collect()
-    print("\n".join(table(history, args.last)))
+    rows = "\n".join(table(history, args.last))
+    print(rows)
+    replace_between(RESULTS_MD, HISTORY_BEGIN, HISTORY_END, rows)
     figure(history, args.figure)
-    print(f"wrote {args.figure}")
+    print(f"wrote {args.figure} and the table in {RESULTS_MD}")
 
 
 if __name__ == "__main__":
