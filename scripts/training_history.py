@@ -8,10 +8,11 @@ PSNR, and the shipped sidecar at that commit gives the hours behind the weights 
 plus init_from_elapsed_s, srlab.checkpoint.training_time_s). Weights are committed before
 their tables are re-made, so a score is paired with the hours of the commit where the score
 changed; a re-scoring with no new weights (a pipeline change) replaces the point at the same
-hours. Prints, per file and test set, the PSNR now, the paper's figure and the issue's
-target, the slope of a straight line through the points in the last third (--last) of its
-training hours, and the hours that slope would need to reach the paper and the target (also
-written between the training-history markers of docs/RESULTS.md). The gains
+hours. Prints, per file and test set, the PSNR now, the slope of a straight line through
+the points in the last third (--last) of its training hours, and the hours that slope would
+need to reach the paper's figure and the issue's target (also written between the
+training-history markers of docs/RESULTS.md; the figures themselves are in the targets
+table above it, which scripts/results_table.py writes). The gains
 per hour have shrunk phase after phase, so those hours are a lower bound, not a forecast.
 Draws one panel per file: Set5 and Set14 as dB above the paper's figure, with the targets.
 """
@@ -104,8 +105,9 @@ def hours_to(goal: float, now: float, slope: float | None) -> str:
 
 
 def table(history: dict, last: float) -> list[str]:
-    lines = [f"| file | set | hours | PSNR now | paper | target | dB/h (last {last:.0%} of the hours) | hours to paper | hours to target |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    # The paper's figure and the target are in the targets table earlier in RESULTS (results_table.py).
+    lines = [f"| file | set | hours | PSNR now | dB/h (last {last:.0%} of the hours) | hours to paper | hours to target |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for (model, scale) in TARGET:
         for column, test_set in enumerate(TARGET_SETS):
             points = history.get((model, scale, test_set))
@@ -115,7 +117,7 @@ def table(history: dict, last: float) -> list[str]:
             slope = recent_slope(points, last)
             paper, target = PAPER[(model, scale)][column], TARGET[(model, scale)][column]
             rate = f"{slope:+.4f}" if slope is not None else "-"
-            lines.append(f"| {model} x{scale} | {test_set} | {hours:.1f} | {now:.3f} | {paper:.2f} | {target:.2f} | {rate} | "
+            lines.append(f"| {model} x{scale} | {test_set} | {hours:.1f} | {now:.3f} | {rate} | "
                          f"{hours_to(paper, now, slope)} | {hours_to(target, now, slope)} |")
     return lines
 
