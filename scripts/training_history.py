@@ -12,8 +12,8 @@ hours. Prints, per file and test set, the PSNR now, the slope of a straight line
 the points in the last third (--last) of its training hours, and the hours that slope would
 need to reach the paper's figure and the issue's target (also written between the
 training-history markers of docs/RESULTS.md; the figures themselves are in the targets
-table above it, which scripts/results_table.py writes). The gains
-per hour have shrunk phase after phase, so those hours are a lower bound, not a forecast.
+table above it, which scripts/results_table.py writes). The gains per hour have shrunk
+phase after phase, so those hours are a lower bound, not a forecast.
 Draws one panel per file: Set5 and Set14 as dB above the paper's figure, with the targets.
 """
 
